@@ -1,0 +1,3 @@
+module github.com/takumo/aegis
+
+go 1.26
