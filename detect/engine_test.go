@@ -1,0 +1,87 @@
+package detect
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/takumo/aegis/detect/rules"
+)
+
+func testRules() []rules.Rule {
+	return []rules.Rule{
+		{ID: "gh", Category: rules.TOKEN, Keywords: []string{"ghp_"}, Pattern: `ghp_[A-Za-z0-9]{36}\b`},
+		{ID: "akia", Category: rules.KEY, Keywords: []string{"AKIA"}, CaseSensitive: true, Pattern: `\b(AKIA[A-Z2-7]{16})\b`, SecretGroup: 1},
+		{ID: "named", Category: rules.SECRET, Keywords: []string{"secret_key"}, Before: 16, Pattern: `[a-z_]*secret_key\s*=\s*"([^"]{8,})"`, SecretGroup: 1},
+		{ID: "wide", Category: rules.SECRET, Generic: true, Keywords: []string{"secret"}, Pattern: `secret[a-z_]*\s*=\s*"([^"]+)"`, SecretGroup: 1},
+	}
+}
+
+func TestEngineWindows(t *testing.T) {
+	e, err := New(Options{Rules: testRules()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := "ghp_" + strings.Repeat("aB3", 12)
+	tests := []struct {
+		name string
+		in   string
+		want []string // "rule=value"
+	}{
+		{"prefix", "x := \"" + tok + "\"", []string{"gh=" + tok}},
+		{"twice", tok + " and " + tok, []string{"gh=" + tok, "gh=" + tok}},
+		{"too long", tok + "X", nil},
+		{"case sensitive keyword", "akiaABCDEFGHIJKLMNOP", nil},
+		{"aws", "id=AKIAABCDEFGHIJKLMNOP;", []string{"akia=AKIAABCDEFGHIJKLMNOP"}},
+		{"inside word", "xAKIAABCDEFGHIJKLMNOP", nil},
+		{"specific beats generic", `aws_secret_key = "abcdefgh12"`, []string{"named=abcdefgh12"}},
+		{"generic alone", `secret = "abc"`, []string{"wide=abc"}},
+		{"upper keyword", `MY_SECRET = "abc"`, nil}, // pattern itself is lower-case
+		{"empty", "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, f := range e.Detect([]byte(tc.in)) {
+				got = append(got, f.RuleID+"="+tc.in[f.Start:f.End])
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeywordMatcher(t *testing.T) {
+	m, err := newKeywordMatcher([]string{"he", "she", "his", "hers", "HERS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.scan([]byte("uSHErs"), nil)
+	// she@4, he@4, hers@6 twice (two ids with the same folded bytes)
+	want := map[hit]bool{{1, 4}: true, {0, 4}: true, {3, 6}: true, {4, 6}: true}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for _, h := range got {
+		if !want[h] {
+			t.Errorf("unexpected hit %v", h)
+		}
+	}
+}
+
+func TestNewReportsEveryBadRule(t *testing.T) {
+	_, err := New(Options{Rules: []rules.Rule{
+		{ID: "a", Category: rules.KEY, Keywords: []string{"abc"}, Pattern: `(`},
+		{ID: "b", Category: "NOPE", Keywords: []string{"abc"}, Pattern: `abc`},
+		{ID: "b", Category: rules.KEY, Keywords: []string{"abc"}, Pattern: `abc`},
+		{ID: "c", Category: rules.KEY, Pattern: `abc`},
+	}})
+	if err == nil {
+		t.Fatal("want error")
+	}
+	for _, s := range []string{`rule "a"`, `unknown category "NOPE"`, `rule "b": duplicate id`, `rule "c": built-in rules need keywords`} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q lacks %q", err, s)
+		}
+	}
+}
