@@ -1,7 +1,8 @@
 package rules
 
 // families lists the per-provider rule sets; each lives in its own file.
-var families = []func() []Rule{}
+var families = []func() []Rule{
+	generic}
 
 // Builtin returns a fresh copy of the built-in catalog.
 func Builtin() []Rule {

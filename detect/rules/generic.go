@@ -1,0 +1,768 @@
+package rules
+
+import (
+	"bytes"
+	"strings"
+)
+
+// Generic detection: values assigned to suspicious names, in every common
+// syntax (DESIGN §5). It is written in Go rather than as a regular
+// expression because the keywords it hangs on ("pass", "token", "secret")
+// are everywhere in source code: each hit must be accepted or rejected in a
+// few dozen nanoseconds, without backtracking.
+//
+// For a keyword hit the finder
+//  1. expands the hit to the whole name around it (identifier bytes plus
+//     '.', '-' for dotted and kebab names; quotes are stripped) and splits it
+//     into words (snake_case, kebab-case, camelCase, dotted);
+//  2. classifies the name by its last word(s): `userPassword`, `DB_PASS`,
+//     `client_secret`, `access_token`, `api-key`, `spring.datasource.password`
+//     are suspicious; `password_file`, `token_type`, `max_tokens`,
+//     `tokenizer`, `public_key`, `primary_key` are not;
+//  3. parses an assignment after it: `=`, `:`, `:=`, `::=`, `?=`, `=>`, an
+//     XML element `<password>v</password>`, an XML attribute, a JSON or YAML
+//     key (quoted or not, also with `\"` escapes inside a JSON string), a
+//     setter call with a quoted argument (`setPassword("v")`), a CLI flag
+//     (`--password v`, `--password=v`), shell `export`, Dockerfile `ENV`,
+//     and a type annotation in between (`apiKey: string = "v"`,
+//     `var password string = "v"`);
+//  4. rejects placeholders and references (see isPlaceholder), values too
+//     weak for the name's tier, and bare identifiers where the context is
+//     code rather than configuration.
+//
+// Tiers: a password-like name accepts any non-placeholder value of 4 bytes
+// or more (passwords are often weak); secret/token/credential names need 8
+// bytes that do not look like an identifier; a name that only ends in
+// "key" with an unknown qualifier (STRIPE_KEY, signingKey) needs a value
+// that looks random (16+ bytes, letters and digits, entropy ≥ 3).
+
+// nameKind is the class of a suspicious name.
+type nameKind uint8
+
+const (
+	kindNone     nameKind = iota
+	kindPassword          // password, passwd, pwd, pass, passphrase
+	kindSecret            // secret, client_secret, credentials
+	kindToken             // token, access_token, auth_token
+	kindAPIKey            // api key, access key, secret key, private key, …
+	kindLooseKey          // *_key with a qualifier we do not know
+	kindUser              // username, user, login in credential contexts
+)
+
+func genericFinder(want nameKind) func(text []byte, hs, he int) []Span {
+	return func(text []byte, hs, he int) []Span {
+		sp, ok := findAssignment(text, hs, he, want)
+		if !ok {
+			return nil
+		}
+		return []Span{sp}
+	}
+}
+
+func isNameByte(b byte) bool {
+	return b == '_' || b == '-' || b == '.' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+}
+
+func lower(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + 'a' - 'A'
+	}
+	return b
+}
+
+// classify splits name into words and decides its kind from the last one
+// or two words.
+func classify(name []byte) nameKind {
+	// Collect up to the last three words, lower-cased, without allocating.
+	var words [3]string
+	var buf [3][40]byte
+	n := 0
+	end := len(name)
+	for end > 0 && n < 3 {
+		// skip separators
+		for end > 0 && (name[end-1] == '_' || name[end-1] == '-' || name[end-1] == '.') {
+			end--
+		}
+		if end == 0 {
+			break
+		}
+		start := end - 1
+		if isDigit(name[start]) {
+			for start > 0 && isDigit(name[start-1]) {
+				start--
+			}
+		} else {
+			for start > 0 {
+				c, p := name[start], name[start-1]
+				if p == '_' || p == '-' || p == '.' || isDigit(p) {
+					break
+				}
+				// camelCase boundary: lower→Upper (userPassword), or
+				// Upper→Upper followed by lower (APIKey: "Key").
+				if isUpper(c) && isLower(p) {
+					break
+				}
+				if isUpper(p) && isUpper(c) && start+1 < end && isLower(name[start+1]) {
+					break
+				}
+				start--
+			}
+		}
+		w := name[start:end]
+		if len(w) > len(buf[n]) {
+			w = w[len(w)-len(buf[n]):]
+		}
+		for i := range w {
+			buf[n][i] = lower(w[i])
+		}
+		words[n] = string(buf[n][:len(w)])
+		n++
+		end = start
+	}
+	if n == 0 {
+		return kindNone
+	}
+	last, prev := words[0], words[1]
+	switch last {
+	case "password", "passwd", "pwd", "passphrase", "pass", "passwort", "contrasena", "motdepasse":
+		if prev == "no" || prev == "hash" || prev == "hashed" {
+			return kindNone
+		}
+		return kindPassword
+	case "secret", "secrets", "credential", "credentials", "creds", "apisecret", "clientsecret", "secretkey":
+		if prev == "no" || prev == "public" {
+			return kindNone
+		}
+		if last == "secretkey" {
+			return kindAPIKey
+		}
+		return kindSecret
+	case "token", "accesstoken", "authtoken", "apitoken", "bearertoken", "pat":
+		switch prev {
+		case "next", "page", "continuation", "cancellation", "cancel", "csrf", "xsrf", "sync", "resume",
+			"max", "num", "total", "start", "end", "eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "id":
+			return kindNone
+		}
+		if last == "pat" && prev == "" {
+			return kindNone
+		}
+		return kindToken
+	case "apikey", "accesskey", "privatekey", "signingkey", "masterkey", "authkey", "encryptionkey":
+		return kindAPIKey
+	case "key":
+		switch prev {
+		case "api", "access", "secret", "private", "signing", "master", "auth", "encryption", "client",
+			"app", "account", "admin", "license", "service", "subscription", "webhook", "session", "hmac",
+			"jwt", "crypto", "decryption", "storage", "shared", "consumer", "root":
+			return kindAPIKey
+		case "public", "primary", "foreign", "sort", "partition", "cache", "map", "dict", "hash", "unique",
+			"composite", "idempotency", "object", "lookup", "row", "range", "index", "group", "routing",
+			"ssh", "gpg", "pub", "host", "kms", "s3", "bucket", "field", "column", "table", "translation",
+			"i18n", "message", "label", "redis", "state", "query", "env", "registry", "react", "item", "list",
+			"dedup", "dedupe", "shard", "cluster", "order", "search", "entry", "record", "data", "config",
+			"storage_key", "hot", "short", "long", "keyboard", "on", "ctrl", "alt", "shift", "meta", "up", "down":
+			return kindNone
+		case "":
+			return kindNone
+		}
+		return kindLooseKey
+	case "user", "username", "usr", "login", "userid", "uid":
+		switch prev {
+		case "db", "database", "mysql", "postgres", "pg", "admin", "root", "smtp", "mail", "ftp", "sftp",
+			"ldap", "redis", "mongo", "mongodb", "rabbitmq", "amqp", "proxy", "auth", "basic", "registry",
+			"docker", "sql", "jdbc", "datasource", "connection", "ssh", "service":
+			return kindUser
+		}
+		if last == "username" || last == "login" {
+			return kindUser
+		}
+		return kindNone
+	}
+	return kindNone
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+func isUpper(b byte) bool { return 'A' <= b && b <= 'Z' }
+func isLower(b byte) bool { return 'a' <= b && b <= 'z' }
+
+// findAssignment is steps 1–4 of the package comment for one keyword hit.
+func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
+	// 1. The name around the hit.
+	ns := hs
+	for ns > 0 && isNameByte(text[ns-1]) && hs-ns < 96 {
+		ns--
+	}
+	ne := he
+	for ne < len(text) && isNameByte(text[ne]) && ne-he < 96 {
+		ne++
+	}
+	flag := false
+	if ns+1 < ne && text[ns] == '-' {
+		// --password / -password: a command-line flag.
+		for ns < ne && text[ns] == '-' {
+			ns++
+		}
+		flag = true
+	}
+	for ne > ns && (text[ne-1] == '.' || text[ne-1] == '-') {
+		ne--
+	}
+	name := text[ns:ne]
+	if len(name) == 0 {
+		return Span{}, false
+	}
+	k := classify(name)
+	if k != want {
+		return Span{}, false
+	}
+
+	// 2. What precedes the name tells the syntax.
+	quote := byte(0)
+	escQuote := false
+	xmlElem := false
+	if ns > 0 {
+		switch c := text[ns-1]; c {
+		case '"', '\'', '`':
+			quote = c
+			if ns > 1 && text[ns-2] == '\\' {
+				escQuote = true
+			}
+		case '<':
+			xmlElem = true
+		case ':':
+			// Ruby symbol :password => "v"
+		}
+	}
+	i := ne
+	if quote != 0 {
+		if escQuote {
+			if i+1 < len(text) && text[i] == '\\' && text[i+1] == quote {
+				i += 2
+			} else {
+				return Span{}, false
+			}
+		} else {
+			if i < len(text) && text[i] == quote {
+				i++
+			} else {
+				return Span{}, false
+			}
+		}
+		if i < len(text) && text[i] == ']' {
+			i++
+		}
+	}
+
+	// 3. The operator.
+	if xmlElem {
+		if i >= len(text) || text[i] != '>' {
+			return Span{}, false
+		}
+		i++
+		vs := i
+		for i < len(text) && text[i] != '<' && text[i] != '\n' && i-vs < 512 {
+			i++
+		}
+		if i >= len(text) || text[i] != '<' {
+			return Span{}, false
+		}
+		vs, ve := trimSpace(text, vs, i)
+		return accept(text, vs, ve, k, true)
+	}
+	i = skipBlanks(text, i)
+	configLine := lineStartsAt(text, ns)
+	codeish := false
+	switch {
+	case i >= len(text):
+		return Span{}, false
+	case hasPrefix(text, i, "::="):
+		i += 3
+	case hasPrefix(text, i, ":="), hasPrefix(text, i, "?="), hasPrefix(text, i, "=>"):
+		codeish = text[i] == ':' || text[i] == '='
+		i += 2
+	case text[i] == '=':
+		if hasPrefix(text, i, "==") {
+			return Span{}, false
+		}
+		i++
+	case text[i] == ':':
+		if hasPrefix(text, i, "::") {
+			return Span{}, false
+		}
+		i++
+		// TypeScript or Kotlin annotation: `apiKey: string = "v"`.
+		if j := skipTypeThenEquals(text, i); j > 0 {
+			i = j
+			codeish = true
+		}
+	case text[i] == '(':
+		i++
+		codeish = true
+		j := skipBlanks(text, i)
+		if j >= len(text) || (text[j] != '"' && text[j] != '\'' && text[j] != '`') {
+			return Span{}, false
+		}
+	case flag && (text[i-1] == ' ' || text[i-1] == '\t'):
+		// --password value
+	default:
+		// Go: `var password string = "v"`.
+		if j := skipTypeThenEquals(text, i); j > 0 {
+			i = j
+			codeish = true
+			break
+		}
+		return Span{}, false
+	}
+	i = skipBlanks(text, i)
+	if i >= len(text) {
+		return Span{}, false
+	}
+
+	// 4. The value.
+	c := text[i]
+	if c == '\\' && i+1 < len(text) && (text[i+1] == '"' || text[i+1] == '\'') {
+		// \"value\" inside a JSON string.
+		q := text[i+1]
+		vs := i + 2
+		j := vs
+		for j+1 < len(text) && !(text[j] == '\\' && text[j+1] == q) && text[j] != '\n' && j-vs < 512 {
+			j++
+		}
+		if j+1 >= len(text) || text[j] != '\\' || text[j+1] != q {
+			return Span{}, false
+		}
+		return accept(text, vs, j, k, true)
+	}
+	if c == '"' || c == '\'' || c == '`' {
+		vs := i + 1
+		j := vs
+		for j < len(text) && text[j] != c && text[j] != '\n' && j-vs < 512 {
+			if text[j] == '\\' && c != '`' {
+				j++
+			}
+			j++
+		}
+		if j >= len(text) || text[j] != c {
+			return Span{}, false
+		}
+		return accept(text, vs, j, k, true)
+	}
+	// Unquoted.
+	// On a configuration line (.env, YAML, properties, INI) the value runs
+	// to the next blank; elsewhere punctuation of the surrounding syntax
+	// (URL query, argument list, statement) ends it too.
+	vs := i
+	j := vs
+	for j < len(text) && j-vs < 512 {
+		b := text[j]
+		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+			break
+		}
+		if !configLine && (b == '"' || b == '\'' || b == '`' || b == ',' || b == ';' || b == ')' ||
+			b == ']' || b == '}' || b == '<' || b == '&') {
+			break
+		}
+		j++
+	}
+	if j == vs {
+		return Span{}, false
+	}
+	if codeish {
+		// In code an unquoted value is an expression, not a literal.
+		return Span{}, false
+	}
+	if v := text[vs:j]; !configLine && bytes.IndexByte(v, '(') >= 0 || isCall(v) {
+		return Span{}, false // a call
+	}
+	// A bare identifier is a literal only on a configuration line where
+	// nothing but a comment follows, or as a flag's argument.
+	if !flag && isIdentifierish(text[vs:j]) && (!configLine || !restIsComment(text, j)) {
+		return Span{}, false
+	}
+	return accept(text, vs, j, k, false)
+}
+
+// accept applies the value checks for kind k to text[vs:ve].
+func accept(text []byte, vs, ve int, k nameKind, quoted bool) (Span, bool) {
+	v := text[vs:ve]
+	if isPlaceholder(v, quoted) {
+		return Span{}, false
+	}
+	switch k {
+	case kindPassword:
+		if len(v) < 4 {
+			return Span{}, false
+		}
+	case kindUser:
+		if len(v) < 2 || len(v) > 64 || bytes.ContainsAny(v, " /\\") {
+			return Span{}, false
+		}
+	case kindSecret, kindToken, kindAPIKey:
+		if len(v) < 8 || looksLikeName(v) || bytes.ContainsRune(v, ' ') && Entropy(v) < 3.5 {
+			return Span{}, false
+		}
+	case kindLooseKey:
+		if len(v) < 16 || !hasLetterAndDigit(v) || Entropy(v) < 3 || bytes.ContainsRune(v, ' ') {
+			return Span{}, false
+		}
+	}
+	return Span{vs, ve}, true
+}
+
+func hasPrefix(text []byte, i int, p string) bool {
+	return len(text)-i >= len(p) && string(text[i:i+len(p)]) == p
+}
+
+func skipBlanks(text []byte, i int) int {
+	for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+func trimSpace(text []byte, s, e int) (int, int) {
+	for s < e && (text[s] == ' ' || text[s] == '\t' || text[s] == '\r') {
+		s++
+	}
+	for e > s && (text[e-1] == ' ' || text[e-1] == '\t' || text[e-1] == '\r') {
+		e--
+	}
+	return s, e
+}
+
+// skipTypeThenEquals matches ` Type =` (a type annotation, possibly
+// qualified or generic-free) starting at i and returns the index after '=',
+// or 0.
+func skipTypeThenEquals(text []byte, i int) int {
+	j := skipBlanks(text, i)
+	s := j
+	for j < len(text) && (isNameByte(text[j]) || text[j] == '?' || text[j] == '*' || text[j] == '[' || text[j] == ']') && j-s < 40 {
+		j++
+	}
+	if j == s {
+		return 0
+	}
+	j = skipBlanks(text, j)
+	if j < len(text) && text[j] == '=' && !hasPrefix(text, j, "==") && !hasPrefix(text, j, "=>") {
+		return j + 1
+	}
+	return 0
+}
+
+// lineStartsAt reports whether only indentation, a list dash, `export ` or
+// `ENV ` (or `set `) stand between the start of the line and position p.
+func lineStartsAt(text []byte, p int) bool {
+	ls := p
+	for ls > 0 && text[ls-1] != '\n' {
+		ls--
+	}
+	pre := bytes.TrimLeft(text[ls:p], " \t")
+	pre = bytes.TrimPrefix(pre, []byte("- "))
+	switch string(bytes.TrimRight(pre, " \t\"'")) {
+	case "", "export", "ENV", "env", "set", "SET", "setx", "declare", "declare -x", "ARG", "readonly", "local":
+		return true
+	}
+	return false
+}
+
+// restIsComment reports whether only blanks or a comment follow position i
+// on its line.
+func restIsComment(text []byte, i int) bool {
+	i = skipBlanks(text, i)
+	if i >= len(text) || text[i] == '\n' || text[i] == '\r' {
+		return true
+	}
+	return text[i] == '#' || hasPrefix(text, i, "//") || hasPrefix(text, i, ";")
+}
+
+func isIdentifierish(v []byte) bool {
+	if len(v) == 0 || !(isLower(v[0]) || isUpper(v[0]) || v[0] == '_') {
+		return false
+	}
+	for _, b := range v {
+		if !(isLower(b) || isUpper(b) || isDigit(b) || b == '_' || b == '.') {
+			return false
+		}
+	}
+	// A dotted chain or a call is an expression.
+	return true
+}
+
+// looksLikeName reports values that read as a name rather than a random
+// string: lower-case words joined by _ - . or / with no digits
+// (`token_type`, `refresh-token`, `my.secret.name`).
+func looksLikeName(v []byte) bool {
+	for _, b := range v {
+		if !(isLower(b) || b == '_' || b == '-' || b == '.' || b == '/' || b == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+func hasLetterAndDigit(v []byte) bool {
+	l, d := false, false
+	for _, b := range v {
+		switch {
+		case isDigit(b):
+			d = true
+		case isLower(b) || isUpper(b):
+			l = true
+		}
+	}
+	return l && d
+}
+
+// placeholderWords are values (compared lower-case, whole) that stand for
+// a secret without being one.
+var placeholderWords = map[string]bool{
+	"changeme": true, "change_me": true, "change-me": true, "changeit": true, "password": true,
+	"passwd": true, "secret": true, "token": true, "apikey": true, "api_key": true, "none": true,
+	"null": true, "nil": true, "undefined": true, "true": true, "false": true, "required": true,
+	"optional": true, "string": true, "str": true, "empty": true, "redacted": true, "hidden": true,
+	"masked": true, "todo": true, "tbd": true, "fixme": true, "dummy": true, "placeholder": true,
+	"example": true, "sample": true, "test": true, "testing": true, "default": true, "value": true,
+	"secret_value": true, "your_password": true, "yourpassword": true, "mypassword": true,
+	"my_password": true, "notasecret": true, "insert_here": true, "env": true, "bearer": true,
+	"basic": true, "disabled": true, "enabled": true, "no": true, "yes": true, "on": true, "off": true,
+	"xxx": true, "abc123": true, "admin": false, "number": true, "integer": true, "int": true,
+	"boolean": true, "bool": true, "object": true, "array": true, "text": true, "varchar": true,
+	"uuid": true, "binary": true, "bytes": true, "char": true, "secretstr": true,
+}
+
+// isPlaceholder reports template references, environment references,
+// masked values and stand-in words (DESIGN §5).
+func isPlaceholder(v []byte, quoted bool) bool {
+	if len(v) == 0 {
+		return true
+	}
+	switch v[0] {
+	case '$', '<', '{', '[':
+		// ${VAR} $VAR <YOUR_TOKEN> {{ .Values.x }} [secret]
+		return true
+	case '%':
+		// %s %(name)s %{x}
+		if len(v) > 1 && (v[1] == '(' || v[1] == '{' || isLower(v[1]) && len(v) == 2) {
+			return true
+		}
+	case '!':
+		// YAML tags: !vault, !Ref, !Sub, !GetAtt
+		if len(v) > 1 && isLower(lower(v[1])) && (len(v) < 3 || isLower(v[2])) {
+			return true
+		}
+	case '&', '*', '|', '>', '#':
+		// YAML anchors, aliases, block scalars and comments
+		if !quoted {
+			return true
+		}
+	}
+	if bytes.Contains(v, []byte("{{")) || bytes.Contains(v, []byte("${")) || bytes.Contains(v, []byte("#{")) {
+		return true
+	}
+	if len(v) <= 40 {
+		var lb [40]byte
+		l := lb[:len(v)]
+		for i, b := range v {
+			l[i] = lower(b)
+		}
+		if placeholderWords[string(l)] {
+			return true
+		}
+		s := string(l)
+		for _, p := range placeholderParts {
+			if strings.Contains(s, p) {
+				return true
+			}
+		}
+		for _, p := range referencePrefixes {
+			if strings.HasPrefix(s, p) {
+				return true
+			}
+		}
+	} else {
+		for _, p := range referencePrefixes {
+			if len(v) >= len(p) && strings.EqualFold(string(v[:len(p)]), p) {
+				return true
+			}
+		}
+	}
+	// Masks: xxxx, ****, ...., ----, or one character repeated.
+	run := 1
+	for i := 1; i < len(v); i++ {
+		if v[i] == v[i-1] && (v[i] == 'x' || v[i] == 'X' || v[i] == '*' || v[i] == '.' || v[i] == '-' || v[i] == '#' || v[i] == '0') {
+			run++
+			if run >= 4 {
+				return true
+			}
+		} else {
+			run = 1
+		}
+	}
+	return false
+}
+
+// placeholderParts mark a value as a stand-in wherever they occur.
+var placeholderParts = []string{
+	"your_", "your-", "yourapi", "your ", "-here", "_here", "here>", "changeme", "change_me", "replace_me",
+	"replace-me", "replaceme", "insert_", "insert-", "put_your", "enter_your", "enter-your", "example.com",
+	"placeholder", "redacted", "<", "dummy", "fake_", "fake-", "sample_", "foobar", "lorem",
+}
+
+// referencePrefixes mark a value that reads a secret from elsewhere.
+var referencePrefixes = []string{
+	"process.env", "os.environ", "os.getenv", "getenv(", "env(", "env.", "env[", "system.getenv",
+	"secrets.", "vault:", "ref+", "arn:aws:secretsmanager", "arn:aws:ssm", "projects/", "sm://",
+	"this.", "self.", "config.", "settings.", "conf.", "cfg.", "props.", "params.", "args.", "options.",
+	"opts.", "request.", "req.", "input(", "getpass", "keyring.", "file://", "/run/secrets/", "/var/run/secrets/",
+	"/etc/", "./", "../", "~/", "c:\\", "sha256:", "bcrypt:", "$2a$", "$2b$", "$2y$", "$argon2",
+}
+
+func generic() []Rule {
+	pw := []string{"pass", "pwd"}
+	return []Rule{
+		{
+			ID: "generic-password", Description: "A value assigned to a password-like name",
+			Category: SECRET, Generic: true, Keywords: pw, Find: genericFinder(kindPassword),
+			Positives: []Sample{
+				{`DB_PASSWORD=Tr0ub4dor&3`, `Tr0ub4dor&3`},
+				{`export SMTP_PASS="s3cr3t-Pa55!"`, `s3cr3t-Pa55!`},
+				{`  password: hunter22`, `hunter22`},
+				{`spring.datasource.password=Zx9!qLm2`, `Zx9!qLm2`},
+				{`{"user": "svc", "password": "correct-horse-battery"}`, `correct-horse-battery`},
+				{`<add key="Password" value="x"/><password>Wint3r!2024</password>`, `Wint3r!2024`},
+				{`<connection user="app" password="Pl@tinum77"/>`, `Pl@tinum77`},
+				{`const dbPassword = "kR8#vT2w";`, `kR8#vT2w`},
+				{`userPassword := "Sup3rS3cret"`, `Sup3rS3cret`},
+				{`var adminPwd string = "Adm1nPwd!"`, `Adm1nPwd!`},
+				{`conn.setPassword("Qw3rty!!9");`, `Qw3rty!!9`},
+				{`mysqldump --password=Rk29slv0 db`, `Rk29slv0`},
+				{`pg_dump --password 'N0tTh1s0ne' prod`, `N0tTh1s0ne`},
+				{`ENV REDIS_PASSWORD=ch4ng3dPa55`, `ch4ng3dPa55`},
+				{`"{\"password\": \"in5ide-json\"}"`, `in5ide-json`},
+				{`$config['db_password'] = 'phpS3cret';`, `phpS3cret`},
+				{`:password => 'RubyP4ss'`, `RubyP4ss`},
+				{`let passwd: string = "ts-Pa55wd";`, `ts-Pa55wd`},
+			},
+			Negatives: []string{
+				`password = "changeme"`,
+				`password: ${DB_PASSWORD}`,
+				`DB_PASSWORD=`,
+				`password = os.environ["DB_PASSWORD"]`,
+				`password := req.Password`,
+				`const password = process.env.DB_PASSWORD;`,
+				`password: "{{ .Values.db.password }}"`,
+				`password_file: /run/secrets/db`,
+				`password_min_length: 12`,
+				`password: null`,
+				`password: ""`,
+				`passwordField.setText(input)`,
+				`if password == "hunter2" {`,
+				`bypass = true`,
+				`password: <YOUR_PASSWORD>`,
+				`password=********`,
+				`user.password = hashPassword(raw)`,
+				`password: xxxxxxxx`,
+				`login(user, password)`,
+				`password_hash = "$2b$12$KIXQJ3wX"`,
+				`"password": "your-password-here"`,
+			},
+		},
+		{
+			ID: "generic-secret", Description: "A value assigned to a secret-like name",
+			Category: SECRET, Generic: true, Keywords: []string{"secret", "credential", "creds"}, Find: genericFinder(kindSecret),
+			Positives: []Sample{
+				{`CLIENT_SECRET=9f8e7d6c5b4a3f2e1d0c`, `9f8e7d6c5b4a3f2e1d0c`},
+				{`jwt_secret: "q7Zr!v9LmP2#xK4w"`, `q7Zr!v9LmP2#xK4w`},
+				{`"client_secret": "Yq3mN8pL2vR7tW1z"`, `Yq3mN8pL2vR7tW1z`},
+				{`app.config['SECRET'] = 'f1a9c3e7b2d84e6a'`, `f1a9c3e7b2d84e6a`},
+				{`clientSecret: "Kx8PqM3wL9zT2vN7"`, `Kx8PqM3wL9zT2vN7`},
+			},
+			Negatives: []string{
+				`secret: my_secret_name`,
+				`client_secret = settings.CLIENT_SECRET`,
+				`secret_id: 1234`,
+				`secretary = "Jane Office Manager"`,
+				`kind: Secret`,
+				`secret: "short"`,
+				`CLIENT_SECRET="${CLIENT_SECRET}"`,
+			},
+		},
+		{
+			ID: "generic-token", Description: "A value assigned to a token-like name",
+			Category: TOKEN, Generic: true, Keywords: []string{"token"}, Find: genericFinder(kindToken),
+			Positives: []Sample{
+				{`ACCESS_TOKEN=4f9a8b7c6d5e4f3a2b1c0d9e`, `4f9a8b7c6d5e4f3a2b1c0d9e`},
+				{`auth_token: "Zm9vYmFyYmF6cXV4MTIz"`, `Zm9vYmFyYmF6cXV4MTIz`},
+				{`refreshToken = 'rT-88d7f6e5d4c3b2a1'`, `rT-88d7f6e5d4c3b2a1`},
+				{`api.token=Q8w7E6r5T4y3U2i1`, `Q8w7E6r5T4y3U2i1`},
+			},
+			Negatives: []string{
+				`token_type: bearer`,
+				`max_tokens: 4096`,
+				`next_token = response["NextToken"]`,
+				`tokenizer = AutoTokenizer.from_pretrained("gpt2")`,
+				`token := tok.Next()`,
+				`token: refresh-token`,
+				`csrf_token = "a8f5f167f44f4964e6c998dee827110c"`,
+				`"token": "<TOKEN>"`,
+			},
+		},
+		{
+			ID: "generic-api-key", Description: "A value assigned to an API-key-like name",
+			Category: KEY, Generic: true, Keywords: []string{"_key", "-key", ".key", "apikey", "accesskey", "privatekey", "signingkey", "masterkey", "authkey", "encryptionkey", "secretkey"},
+			Find: genericFinder(kindAPIKey),
+			Positives: []Sample{
+				{`API_KEY=a1b2c3d4e5f6a7b8c9d0`, `a1b2c3d4e5f6a7b8c9d0`},
+				{`apiKey: "Zx81Qm0LpT7vR2sN"`, `Zx81Qm0LpT7vR2sN`},
+				{`encryption_key = "b64:Q2hhbmdlVGhpc0tleQ=="`, `b64:Q2hhbmdlVGhpc0tleQ==`},
+				{`"x-api-key": "k3y-77a8b9c0d1e2f3"`, `k3y-77a8b9c0d1e2f3`},
+				{`SECRET_KEY = 'django-insecure-8f#k2!mz0q'`, `django-insecure-8f#k2!mz0q`},
+			},
+			Negatives: []string{
+				`primary_key = "id"`,
+				`api_key = os.getenv("API_KEY")`,
+				`public_key: "ssh-ed25519"`,
+				`apiKey: string;`,
+				`API_KEY=<your-api-key>`,
+				`cache_key = "user:1234:profile"`,
+				`api_key: api-key-name`,
+			},
+		},
+		{
+			ID: "generic-loose-key", Description: "A random-looking value assigned to a name ending in key",
+			Category: KEY, Generic: true, Keywords: []string{"_key", "-key", "Key"}, Find: genericFinder(kindLooseKey),
+			Positives: []Sample{
+				{`STRIPE_KEY=q8W3e9R2t7Y1u6I4o0P5`, `q8W3e9R2t7Y1u6I4o0P5`},
+				{`maps_key: "Ab12Cd34Ef56Gh78Ij90"`, `Ab12Cd34Ef56Gh78Ij90`},
+			},
+			Negatives: []string{
+				`sort_key = "created_at"`,
+				`OPENAI_KEY=${OPENAI_KEY}`,
+				`partition_key: "tenant-id-2024"`,
+				`react_key = "item-1"`,
+			},
+		},
+		{
+			ID: "generic-username", Description: "A username assigned in a credential context",
+			Category: USER, Action: Monitor, Generic: true, Keywords: []string{"user", "login"}, Find: genericFinder(kindUser),
+			Positives: []Sample{
+				{`DB_USER=app_rw`, `app_rw`},
+				{`smtp_username: "mailer@acme.io"`, `mailer@acme.io`},
+			},
+			Negatives: []string{
+				`user = get_user(request)`,
+				`username: ${DB_USER}`,
+				`current_user = "x"`,
+			},
+		},
+	}
+}
+
+// isCall reports values shaped like `name(args)` or `a.b(args)`.
+func isCall(v []byte) bool {
+	p := bytes.IndexByte(v, '(')
+	if p <= 0 || v[len(v)-1] != ')' {
+		return false
+	}
+	return isIdentifierish(v[:p])
+}
