@@ -37,9 +37,10 @@ import (
 //     HOST, TOKEN, USER, PKEY, any case); else PKEY when the id contains
 //     "private-key", TOKEN when it contains "token", KEY when it contains
 //     "key", SECRET otherwise.
-//   - Keywords shorter than 3 bytes cannot go into the engine's prefilter;
-//     a rule with one loses all its keywords (with a warning) and runs on
-//     every input, so it still finds everything it found before.
+//   - Keywords are kept even when short (gitleaks has "sk", "ey"): the
+//     engine runs a custom rule over the whole input when one of its
+//     keywords occurs, as gitleaks does. An empty keyword occurs in every
+//     input, so a rule with one runs without keywords.
 //   - Allowlists, per rule ([rules.allowlist], [[rules.allowlists]]) and
 //     global ([allowlist], [[allowlists]] with optional targetRules), become
 //     part of the rule's validator. Supported: regexes with regexTarget
@@ -418,16 +419,13 @@ func (g *glImporter) compile(c *glConfig) []Rule {
 		}
 
 		var keywords []string
-		short := false
 		for _, k := range r.Keywords {
-			if len(k) < minKeywordLen {
-				short = true
+			if k == "" {
+				// gitleaks finds "" in every input: the rule always runs.
+				keywords = nil
+				break
 			}
 			keywords = append(keywords, strings.ToLower(k))
-		}
-		if short {
-			g.warnf(r.file, r.line, "%s: a keyword is shorter than %d bytes; the rule runs without keywords on every input", what, minKeywordLen)
-			keywords = nil
 		}
 
 		var checks []glAllowCheck
