@@ -85,3 +85,62 @@ func TestNewReportsEveryBadRule(t *testing.T) {
 		}
 	}
 }
+
+// naiveHits finds keyword occurrences the slow, obvious way.
+func naiveHits(keywords []string, in []byte) map[hit]bool {
+	out := map[hit]bool{}
+	for id, kw := range keywords {
+		for s := 0; s+len(kw) <= len(in); s++ {
+			if asciiEqualFold(in[s:s+len(kw)], kw) {
+				out[hit{int32(id), s + len(kw)}] = true
+			}
+		}
+	}
+	return out
+}
+
+func FuzzKeywordMatcher(f *testing.F) {
+	f.Add("ghp_,AKIA,pass,x", "my ghp_ and AkIa pass\x00PASSx")
+	f.Add("a,ab,abc,abcd", "abcdabcab")
+	f.Add("\xff\xfe,é,_key", "\xff\xfe\xffé_KEY_key")
+	f.Fuzz(func(t *testing.T, kwList, in string) {
+		var kws []string
+		for _, k := range strings.Split(kwList, ",") {
+			if k != "" && len(kws) < 40 {
+				kws = append(kws, k)
+			}
+		}
+		if len(kws) == 0 {
+			return
+		}
+		m, err := newKeywordMatcher(kws)
+		if err != nil {
+			t.Skip(err) // more than 255 distinct bytes cannot happen with 40 short keywords
+		}
+		got := m.scan([]byte(in), nil)
+		want := naiveHits(kws, []byte(in))
+		if len(got) != len(want) {
+			t.Fatalf("got %d hits, want %d", len(got), len(want))
+		}
+		prev := -1
+		for _, h := range got {
+			if !want[h] {
+				t.Fatalf("unexpected hit %v", h)
+			}
+			if s := h.end - len(kws[h.kw]); s < prev {
+				t.Fatalf("hits not ordered by start")
+			} else {
+				prev = s
+			}
+		}
+	})
+}
+
+func asciiEqualFold(a []byte, b string) bool {
+	for i := range a {
+		if foldByte(a[i]) != foldByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -74,7 +74,7 @@ func lower(b byte) byte {
 // or two words.
 func classify(name []byte) nameKind {
 	// Collect up to the last three words, lower-cased, without allocating.
-	var words [3]string
+	var words [3][]byte
 	var buf [3][40]byte
 	n := 0
 	end := len(name)
@@ -115,14 +115,20 @@ func classify(name []byte) nameKind {
 		for i := range w {
 			buf[n][i] = lower(w[i])
 		}
-		words[n] = string(buf[n][:len(w)])
+		words[n] = buf[n][:len(w)]
 		n++
 		end = start
 	}
 	if n == 0 {
 		return kindNone
 	}
-	last, prev := words[0], words[1]
+	return classifyWords(words[0], words[1])
+}
+
+// classifyWords decides a name's kind from its last word and the one before
+// (both lower-case). The string conversions in the switches do not allocate.
+func classifyWords(lastB, prevB []byte) nameKind {
+	last, prev := string(lastB), string(prevB)
 	switch last {
 	case "password", "passwd", "pwd", "passphrase", "pass", "passwort", "contrasena", "motdepasse":
 		if prev == "no" || prev == "hash" || prev == "hashed" {
