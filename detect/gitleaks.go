@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"regexp/syntax"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -16,8 +17,12 @@ import (
 	"github.com/takumo/aegis/detect/rules"
 )
 
-// Importing a gitleaks configuration (.gitleaks.toml) turns its rules into
-// custom rules. The file is decoded strictly: a key gitleaks does not define
+// ImportGitleaks converts a gitleaks TOML configuration into custom rules.
+// name is the file's path: errors and warnings refer to it, and an
+// [extend] path is resolved against its directory. Warnings list what was
+// skipped or approximated; the error joins every problem found.
+//
+// Importing turns the rules of a gitleaks configuration into custom rules. The file is decoded strictly: a key gitleaks does not define
 // is an error, as are broken regular expressions, duplicate ids and rules
 // without an id. What gitleaks uses but a request has no counterpart for is
 // skipped and reported as a warning, never silently dropped.
@@ -61,11 +66,6 @@ import (
 //     (relative to the file that names it, up to 2 levels, as gitleaks
 //     allows) with disabledRules applied; rules of the extending file
 //     override the fields they set and add their allowlists.
-
-// ImportGitleaks converts a gitleaks TOML configuration into custom rules.
-// name is the file's path: errors and warnings refer to it, and an
-// [extend] path is resolved against its directory. Warnings list what was
-// skipped or approximated; the error joins every problem found.
 func ImportGitleaks(data []byte, name string) ([]Rule, []string, error) {
 	g := &glImporter{}
 	c := g.load(data, name, 0)
@@ -156,6 +156,8 @@ var glKeys = map[string][]string{
 	"allowlists":       {"description", "condition", "commits", "paths", "regexTarget", "regexes", "stopwords", "targetRules"},
 }
 
+var tomlErrRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
 // maxExtendDepth is how many [extend] path levels gitleaks follows.
 const maxExtendDepth = 2
 
@@ -188,7 +190,13 @@ func (g *glImporter) load(data []byte, name string, depth int) *glConfig {
 		case errors.As(err, &ppe):
 			g.errorf(name, ppe.Position.Line, "invalid TOML: %s", ppe.Message)
 		default:
-			g.errorf(name, 0, "invalid TOML: %v", err)
+			// Type mismatches come as "toml: line N (last key "k"): msg".
+			if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
+				line, _ := strconv.Atoi(m[1])
+				g.errorf(name, line, "invalid TOML: %s: %s", m[2], m[3])
+			} else {
+				g.errorf(name, 0, "invalid TOML: %s", strings.TrimPrefix(err.Error(), "toml: "))
+			}
 		}
 		return nil
 	}

@@ -19,6 +19,9 @@ import (
 	"github.com/takumo/aegis/detect/rules"
 )
 
+// Policy is a compiled policy file. Apply or Options turn it into engine
+// options.
+//
 // A policy file is YAML and tells the engine which custom rules to run,
 // which actions to take, and which values are known not to be secrets.
 // It is parsed strictly: unknown keys, wrong types, a version other than 1,
@@ -35,7 +38,7 @@ import (
 //	    category: TOKEN            # required; KEY SECRET CONN HOST TOKEN USER PKEY
 //	    keywords: [acme_]          # optional; each 3 bytes or longer, matched case-insensitively.
 //	                               # Without keywords the rule runs over every input; with them
-//	                               # it runs only on inputs where one occurs.
+//	                               # it runs over inputs where one occurs.
 //	    action: tokenize           # optional; tokenize (default) | block | monitor | off
 //	    entropy: 3.0               # optional; minimum Shannon entropy (bits per byte, 0–8)
 //	actions:                       # optional; overrides of default actions
@@ -45,10 +48,9 @@ import (
 //	  - '^AKIAIOSFODNN7EXAMPLE$'   # (each must not match ""; anchor it to the whole value)
 //	gitleaks: .gitleaks.toml       # optional; relative to the policy file; imported as custom rules
 //
-// A sample lives in detect/testdata/policy/example.yaml.
-
-// Policy is a compiled policy file. Apply or Options turn it into engine
-// options.
+// An id in actions.rules must name a known rule, so a typo cannot silently
+// leave a rule at its default. A sample file is
+// detect/testdata/policy/example.yaml.
 type Policy struct {
 	// Name is the file name that errors and warnings refer to.
 	Name string
