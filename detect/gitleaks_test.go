@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -314,4 +315,29 @@ func TestKebab(t *testing.T) {
 			t.Errorf("kebab(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// Whatever imports must build an engine.
+func FuzzImportGitleaks(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join("testdata", "gitleaks", "basic.toml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(seed))
+	f.Add("[[rules]]\nid = \"a\"\nregex = '''(a)(b)?'''\nsecretGroup = 2\nkeywords = [\"\"]\n")
+	f.Add("[allowlist]\nstopwords = [\"x\"]\n[[rules]]\nid = \"A b\"\nregex = '''x+'''\nentropy = 1.5\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		if strings.Contains(src, "extend") {
+			return // would read files named by the input
+		}
+		rs, _, err := ImportGitleaks([]byte(src), "gitleaks.toml")
+		if err != nil {
+			return
+		}
+		e, err := New(Options{Rules: []Rule{}, Custom: rs})
+		if err != nil {
+			t.Fatalf("import succeeded but New failed: %v", err)
+		}
+		e.Detect([]byte("aab xxx abab x_123 ACME_API_KEY=0"))
+	})
 }

@@ -456,3 +456,32 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// Whatever parses must build an engine: the parser, not New, is where a
+// policy is rejected.
+func FuzzParsePolicy(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join("testdata", "policy", "example.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(seed))
+	f.Add("version: 1\nrules:\n  - id: x\n    regex: 'x_[0-9]+'\n    category: KEY\n    keywords: [x_0]\n")
+	f.Add("version: 1\nallow: ['^a$']\nactions:\n  categories: {HOST: off}\n")
+	f.Add("version: 1\nrules:\n  - id: a\n    regex: '(a)(b)?'\n    secret_group: 2\n    category: KEY\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		if strings.Contains(src, "gitleaks") {
+			return // would read files named by the input
+		}
+		pol, err := parsePolicy([]byte(src), "policy.yaml", testBuiltins)
+		if err != nil {
+			return
+		}
+		opts := pol.Options()
+		opts.Rules = []Rule{}
+		e, err := New(opts)
+		if err != nil {
+			t.Fatalf("policy parsed but New failed: %v", err)
+		}
+		e.Detect([]byte("x_123 acme_0123 build-01.corp password=hunter2"))
+	})
+}
