@@ -1,0 +1,32 @@
+package tlsfixtures
+
+// Fixtures for the mTLS tests. The CA certificate is public; the client key
+// was generated for this test and is also used by the staging gateway (oops).
+const caCert = `-----BEGIN CERTIFICATE-----
+MIIBxzCCAW2gAwIBAgIUalzJy0n71mqfZjyf3UtwgOPPPmEwCgYIKoZIzj0EAwIw
+OTEhMB8GA1UEAwwYYXBpLmludGVybmFsLmV4YW1wbGUubmV0MRQwEgYDVQQKDAtF
+eGFtcGxlIE9wczAeFw0yNjExMjkxNTQyMzdaFw0yNzExMjkxNTQyMzdaMDkxITAf
+BgNVBAMMGGFwaS5pbnRlcm5hbC5leGFtcGxlLm5ldDEUMBIGA1UECgwLRXhhbXBs
+ZSBPcHMwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASAA1bRhhmNmF5qtgB1sRMk
+RJarF8xXrVKZ9T5Ga3kOy4GSVxN7yASO/ghrmXDotmHh99dIuGUvr3JWKrotQ+ho
+o1MwUTAdBgNVHQ4EFgQURFIS2T6YjbL7f1OgsTGN09m3VTMwHwYDVR0jBBgwFoAU
+RFIS2T6YjbL7f1OgsTGN09m3VTMwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+AgNIADBFAiEA+bcux3vkEpI2rBEmij87aVqZoWxNstgWz59rBYHYJ4ECIDlZa9V4
+z9zt5wY3yIW4gZ18jWdbw3RcPKNYvQp0/R7T
+-----END CERTIFICATE-----`
+
+const clientKey = `-----BEGIN EC PRIVATE KEY-----
+MHcCAQEEIJnPsjM1oze9fSx/s4dW6XrI+GAeZVSSgyPE+gDar78JoAoGCCqGSM49
+AwEHoUQDQgAEG0Kh+k9HCaowzIn9UuU9HkFk0oFqsfVDfgq9FFkHgpK+BPYD1Tpe
+fUITfV7Uac0ULXj1OFoReaMgVuK2LDTdmQ==
+-----END EC PRIVATE KEY-----`
+
+const publicKey = `-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAmiA54OXjYQJlmCyi74Qm
+baPnpG0YivDyKwbgnSHFAZA2zMkUegdFE+Eu1Hh9CqWja2x3KbG/qenp4WzGOIqO
+xxG42XEYilwXhgLJvruuvqUG5UUPgDKKmZh6YjMpN6XqgQ66CeE4Ut9lZ8aUuYJr
+mGNR2ZIjZH/ykrsL6YGyHEFP94Ms9uz5g9e9unf/FdiTLJDCRObugBoak9+iWxzU
+89vx3mpn8OXJYppW1TXyvR/FGlrmw5by7Ztx5XXrjP4bqq408UZqSPPcqz6YCIgn
+Lmh+SlFIZ9ZmWoS2b0i+UTNxDL2llLRSPCSI6FBV/DPjalxrZofodMyATh7UrESW
+JQIDAQAB
+-----END PUBLIC KEY-----`

@@ -1,0 +1,7 @@
+environment      = "prod"
+region           = "eu-west-1"
+db_password      = "tfV4rs-Orders#Db!2024"
+datadog_api_key  = "061a785e2d9205354226d8046ff645e3"
+datadog_app_key  = "45b4c6fc666b58966f3447d3a1254f7383efd4d1"
+newrelic_api_key = "NRAK-ALWB7CQEUZIPX37FZ25N70UYD7G"
+cloudflare_zone  = "acme.example"
