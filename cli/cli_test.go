@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// mainResult runs Main itself, with the real catalog.
+func mainResult(t *testing.T, ctx context.Context, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(ctx, args, strings.NewReader(stdin), &out, &errb)
+	r := result{code: code, stdout: out.String(), stderr: errb.String()}
+	assertNoSecrets(t, r)
+	return r
+}
+
+func TestMainVersionAndHelp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // substring of stdout
+	}{
+		{"version", []string{"version"}, "takumo-aegis " + Version + "\n"},
+		{"--version", []string{"--version"}, "takumo-aegis " + Version + "\n"},
+		{"no args is help", nil, "Available Commands:"},
+		{"help", []string{"help"}, "Available Commands:"},
+		{"--help", []string{"--help"}, "scan"},
+		{"help scan", []string{"help", "scan"}, "--ignore GLOB"},
+		{"scan --help", []string{"scan", "--help"}, "--format string"},
+		{"tokenize --help", []string{"tokenize", "--help"}, "--session-file FILE"},
+		{"rehydrate -h", []string{"rehydrate", "-h"}, "--session-file FILE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mainResult(t, context.Background(), "", tc.args...)
+			if r.code != ExitOK {
+				t.Errorf("exit %d; stderr %s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tc.want) {
+				t.Errorf("stdout lacks %q:\n%s", tc.want, r.stdout)
+			}
+		})
+	}
+}
+
+// TestMainBuiltinCatalog runs the real catalog end to end: a password
+// assigned in a config file is found, and a plain file is clean.
+func TestMainBuiltinCatalog(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"clean.txt":  "nothing to see here\n",
+		"config.env": "DB_PASSWORD=kR7vQ2mZ9pL4xWt8\n",
+	})
+	if r := mainResult(t, context.Background(), "", "scan", filepath.Join(dir, "clean.txt")); r.code != ExitOK {
+		t.Errorf("clean file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := mainResult(t, context.Background(), "", "scan", filepath.Join(dir, "config.env"))
+	if r.code != ExitFindings {
+		t.Errorf("config with a password: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, "Q2mZ9pL4") {
+		t.Errorf("output shows the password:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+func TestMainCancelled(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.txt": "x\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := mainResult(t, ctx, "", "scan", dir)
+	if r.code != ExitError || !strings.Contains(r.stderr, "interrupted") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestMainNeverReadsStdinUnasked(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.txt": "x\n"})
+	in := strings.NewReader("k=" + awsKey1)
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"scan", dir}, in, &out, &errb); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if in.Len() == 0 {
+		t.Error("scan of a directory consumed stdin")
+	}
+}
