@@ -93,6 +93,25 @@ func aws() []Rule {
 			},
 		},
 		{
+			ID:            "aws-secret-access-key-paired",
+			Description:   "AWS secret access key written right after its access key id (positional arguments, CSV, credential pairs)",
+			Category:      SECRET,
+			Keywords:      []string{"AKIA", "ASIA"},
+			CaseSensitive: true,
+			Pattern:       `(?:AKIA|ASIA)[A-Z2-7]{16}(?:[^A-Za-z0-9/+=][\s\S]{0,120}?)?[^A-Za-z0-9/+=]([A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)`,
+			SecretGroup:   1,
+			MaxLen:        190,
+			Validate:      All(NotPlaceholder, MinEntropy(4), mixedBase64),
+			Positives: []Sample{
+				textSample("credentials.NewStaticCredentialsProvider(\n\t\"AKIABTVVYOCDLBEIZ5FZ\",\n\t\"", "lBUqMAiQckGDMcOywNyGhIC1v26N0TWFuNVWvPJu", "\",\n\t\"\",\n)\n"),
+				textSample("Access key ID,Secret access key\nAKIABTVVYOCDLBEIZ5FZ,", "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", "\n"),
+			},
+			Negatives: []string{
+				"aws_access_key_id = AKIABTVVYOCDLBEIZ5FZ\ncommit = \"67073689ca037ed19ae039432ec3c6a440b169b2\"\n",
+				"AKIA6SIVB3ZTHBZY3X4E is the key; the secret is in ${AWS_SECRET_ACCESS_KEY}\n",
+			},
+		},
+		{
 			ID:            "aws-bedrock-api-key",
 			Description:   "Amazon Bedrock long-term API key (ABSK + base64 of BedrockAPIKey-…)",
 			Category:      KEY,
@@ -112,4 +131,22 @@ func aws() []Rule {
 			},
 		},
 	}
+}
+
+// mixedBase64 accepts a value with upper-case letters, lower-case letters
+// and digits, as a random base64 secret of 40 characters has; hex digests
+// and words do not.
+func mixedBase64(b []byte) bool {
+	var up, low, dig bool
+	for _, c := range b {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			up = true
+		case c >= 'a' && c <= 'z':
+			low = true
+		case c >= '0' && c <= '9':
+			dig = true
+		}
+	}
+	return up && low && dig
 }

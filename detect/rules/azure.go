@@ -85,6 +85,25 @@ func azure() []Rule {
 				"https://example.com/search?q=test&sig=FYsntDk16KPxiaBmSAH7k3r00mI9XeNeNcE1agT2Tg9\n",
 			},
 		},
+		{
+			ID:          "azure-openai-api-key",
+			Description: "Azure OpenAI (Azure AI services) API key (32 hex) assigned to an Azure OpenAI name",
+			Category:    KEY,
+			Keywords:    []string{"azure_openai", "azureopenai", "azure-openai"},
+			Pattern:     named(`azure[_-]?openai[\w.-]{0,20}?(?:api[_-]?)?key`, `[a-f0-9]{32}`, endAlnum),
+			SecretGroup: 1,
+			MaxLen:      120,
+			Validate:    MinEntropy(3),
+			Positives: []Sample{
+				k8sEnvSample("AZURE_OPENAI_API_KEY", "f5d363befe0f19c2f45075159a30313e"),
+				envSample("AZURE_OPENAI_KEY", "2a1dca0f5a6c143ee8de0303b73e21d7"),
+			},
+			Negatives: []string{
+				"AZURE_OPENAI_API_KEY=<your-azure-openai-key>\n",
+				"AZURE_OPENAI_ENDPOINT=https://acme-eastus.openai.azure.com/\n",
+				"AZURE_OPENAI_API_KEY=95ee4fd061248ce4ecbd5e7a\n",
+			},
+		},
 	}
 }
 

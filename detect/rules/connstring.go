@@ -1,5 +1,7 @@
 package rules
 
+import "strings"
+
 // Database and broker connection strings that carry a password. The whole
 // connection string is the secret (category CONN): tokenizing only the
 // password would leave the host and user readable, and a model handles one
@@ -93,6 +95,26 @@ func connStrings() []Rule {
 				"url=jdbc:mysql://db/app?user=app&password=${DB_PASSWORD}\n",
 			},
 		},
+		{
+			ID:          "mysql-go-dsn",
+			Description: "Go MySQL driver DSN with a password (user:password@tcp(host)/db)",
+			Category:    CONN,
+			Keywords:    []string{"@tcp(", "@unix("},
+			Before:      200,
+			Pattern:     `(?:^|[^A-Za-z0-9_.+-])([A-Za-z0-9_.-]{1,64}:[^\s@"'\x60]{1,128}@(?:tcp|unix)\([^)\s"'\x60]{1,200}\)/[^\s"'\x60]*)`,
+			SecretGroup: 1,
+			MaxLen:      300,
+			Validate:    goDSNPassword,
+			Positives: []Sample{
+				textSample("dsn := flag.String(\"dsn\", \"", "migrator:3v6f9nFdgUK6!Cg0@tcp(mysql-primary.db.svc:3306)/inventory?parseTime=true", "\", \"MySQL DSN\")\n"),
+				envSample("MYSQL_DSN", "app:2tbDM5z7xK5ClXDTLMld@tcp(10.0.4.12:3306)/shop"),
+			},
+			Negatives: []string{
+				"dsn := \"root:${MYSQL_ROOT_PASSWORD}@tcp(db:3306)/app\"\n",
+				"dsn := fmt.Sprintf(\"%s:%s@tcp(%s)/%s\", user, pass, host, db)\n",
+				"dsn := \"app@tcp(db:3306)/app\"\n",
+			},
+		},
 	}
 }
 
@@ -111,4 +133,19 @@ func connURL(id, desc, scheme string, keywords []string, pos []Sample, neg []str
 		Positives:   pos,
 		Negatives:   neg,
 	}
+}
+
+// goDSNPassword checks the password of a Go MySQL DSN
+// (user:password@tcp(host)/db): present and not a placeholder.
+func goDSNPassword(b []byte) bool {
+	s := string(b)
+	at := strings.LastIndex(s, "@tcp(")
+	if at < 0 {
+		at = strings.LastIndex(s, "@unix(")
+	}
+	colon := strings.IndexByte(s, ':')
+	if at < 0 || colon < 0 || colon >= at-1 {
+		return false
+	}
+	return NotPlaceholder([]byte(s[colon+1 : at]))
 }

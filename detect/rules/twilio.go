@@ -1,15 +1,17 @@
 package rules
 
-// Twilio: account and API key SIDs (AC/SK + 32 hex; identifiers, but they
-// name the account and go with a secret) and auth tokens and API secrets by
-// name. The two-letter prefixes are too short for keywords, so the keywords
+// Twilio: account and API key SIDs (AC/SK + 32 hex) and auth tokens and API
+// secrets by name. An account SID only names the account and appears in
+// every API URL, so its rule defaults to monitor; an API key SID is kept
+// with its secret and tokenized. The two-letter prefixes are too short for keywords, so the keywords
 // are the prefixes followed by each possible first hex digit.
 func twilio() []Rule {
 	return []Rule{
 		{
 			ID:            "twilio-account-sid",
-			Description:   "Twilio account SID (AC + 32 hex)",
+			Description:   "Twilio account SID (AC + 32 hex); an identifier, so monitored rather than tokenized",
 			Category:      KEY,
+			Action:        Monitor,
 			Keywords:      hexKeywords("AC"),
 			CaseSensitive: true,
 			Pattern:       `(?:^|[^A-Za-z0-9])(AC[0-9a-f]{32})(?:[^A-Za-z0-9]|$)`,
