@@ -50,6 +50,7 @@ func testRules() []rules.Rule {
 	return []rules.Rule{
 		{ID: "aws", Category: rules.KEY, Keywords: []string{"AKIA"}, CaseSensitive: true, Pattern: `\b(AKIA[A-Z2-7]{16})\b`, SecretGroup: 1},
 		{ID: "github", Category: rules.TOKEN, Keywords: []string{"ghp_"}, Pattern: `ghp_[A-Za-z0-9]{36}\b`},
+		{ID: "quoted", Category: rules.SECRET, Keywords: []string{`secret="`}, Pattern: `secret="([^"]+)"`, SecretGroup: 1},
 		{ID: "password", Category: rules.SECRET, Keywords: []string{"password="}, Pattern: `password=([^\s"']+)`, SecretGroup: 1},
 		{ID: "pem", Category: rules.PKEY, Action: rules.Block, Keywords: []string{"PRIVATE KEY-----"}, Before: 32, Pattern: `-----BEGIN [A-Z ]*PRIVATE KEY-----`},
 		{ID: "host", Category: rules.HOST, Action: rules.Monitor, Keywords: []string{".internal.example.com"}, Before: 64, Pattern: `[a-z0-9-]+\.internal\.example\.com`},

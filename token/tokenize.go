@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -48,11 +49,13 @@ type Tokenizer struct {
 // replaced by the vault's token for it. Block and Monitor findings are
 // reported and left in place: the caller rejects the request for a Block.
 //
-// Tokens already in text stay as they are: a finding that lies within a
-// token (either form, see Find with Raw) is dropped, so tokenizing
-// tokenized text changes nothing. A finding that only partly overlaps a
-// token is tokenized whole, token included: rehydration then gives back the
-// original bytes, and no byte outside a token is forwarded unexamined.
+// Tokens already in text stay as they are, so tokenizing tokenized text
+// changes nothing: the engine runs on a copy of text in which every token
+// (either form, see Find with Raw) is blanked out with spaces, so a rule
+// never mistakes a token, or a token plus what follows it, for a secret;
+// and a finding within a token is dropped. A finding that still spans a
+// token and more is tokenized whole, token included: rehydration then
+// gives back the original bytes, and nothing is forwarded unexamined.
 // Overlapping findings (which the engine does not report) are merged; the
 // merged span takes the strongest action (Block, then Tokenize, then
 // Monitor) and that finding's rule and category. A finding whose category
@@ -73,11 +76,23 @@ func (t Tokenizer) AppendTokenize(dst []byte, v *Vault, text []byte) (Result, er
 	if v == nil {
 		return Result{}, errors.New("token: nil vault")
 	}
-	findings := t.Engine.Detect(text)
+	toks := Find(text, Raw) // nil, after one bytes.Index, for most text
+	scan := text
+	if len(toks) > 0 {
+		masked := bytes.Clone(text)
+		defer clear(masked)
+		for _, m := range toks {
+			for i := m.Start; i < m.End; i++ {
+				masked[i] = ' '
+			}
+		}
+		scan = masked
+	}
+	findings := t.Engine.Detect(scan)
 	if len(findings) == 0 {
 		return Result{Text: append(dst, text...)}, nil
 	}
-	dets, err := detections(findings, text)
+	dets, err := detections(findings, len(text), toks)
 	if err != nil {
 		return Result{}, err
 	}
@@ -112,19 +127,19 @@ func (t Tokenizer) AppendTokenize(dst []byte, v *Vault, text []byte) (Result, er
 	return Result{Text: dst, Detections: dets}, nil
 }
 
-// detections turns findings into sorted, non-overlapping detections, minus
-// those inside existing tokens and those switched off.
-func detections(findings []detect.Finding, text []byte) ([]Detection, error) {
+// detections turns findings in a text of n bytes into sorted,
+// non-overlapping detections, minus those inside the tokens toks (sorted)
+// and those switched off.
+func detections(findings []detect.Finding, n int, toks []Match) ([]Detection, error) {
 	for _, f := range findings {
-		if f.Start < 0 || f.End > len(text) || f.Start > f.End {
-			return nil, fmt.Errorf("token: finding of rule %s out of range [%d,%d) of %d bytes", f.RuleID, f.Start, f.End, len(text))
+		if f.Start < 0 || f.End > n || f.Start > f.End {
+			return nil, fmt.Errorf("token: finding of rule %s out of range [%d,%d) of %d bytes", f.RuleID, f.Start, f.End, n)
 		}
 	}
 	if !slices.IsSortedFunc(findings, byStart) {
 		findings = slices.Clone(findings)
 		slices.SortFunc(findings, byStart)
 	}
-	toks := Find(text, Raw) // tokens already there; nil (one bytes.Index) for most text
 	dets := make([]Detection, 0, len(findings))
 	for _, f := range findings {
 		if f.Action == detect.Off || f.Start == f.End || insideToken(toks, f.Start, f.End) {

@@ -18,7 +18,8 @@ func TestTokenize(t *testing.T) {
 	awsTok := mustToken(t, tv, detect.KEY, awsKey)
 	ghTok := mustToken(t, tv, detect.TOKEN, ghToken)
 	pwTok := mustToken(t, tv, detect.SECRET, password)
-	pw2Tok := mustToken(t, tv, detect.SECRET, "x"+awsTok)
+	xTok := mustToken(t, tv, detect.SECRET, "x")
+	spanTok := mustToken(t, tv, detect.SECRET, "x "+awsTok)
 	host := "db-7.internal.example.com"
 
 	type det struct {
@@ -44,7 +45,10 @@ func TestTokenize(t *testing.T) {
 		{"monitor stays", "host " + host, "host " + host, []det{{"host", detect.Monitor, 5, ""}}},
 		{"token stays", "password=" + pwTok, "password=" + pwTok, nil},
 		{"escaped token stays", `password=\_\_TAKUMO\_v1\_SECRET\_89500dca\_\_`, `password=\_\_TAKUMO\_v1\_SECRET\_89500dca\_\_`, nil},
-		{"value around a token is tokenized whole", "password=x" + awsTok, "password=" + pw2Tok, []det{{"password", detect.Tokenize, 9, pw2Tok}}},
+		{"value before a token", "password=x" + awsTok, "password=" + xTok + awsTok, []det{{"password", detect.Tokenize, 9, xTok}}},
+		{"token is no part of a value", "password=" + awsTok + "0", "password=" + awsTok + "0", nil},
+		{"secret after a token", "password=" + awsTok + ghToken, "password=" + awsTok + ghTok, []det{{"github", detect.Tokenize, 35, ghTok}}},
+		{"value around a token is tokenized whole", `secret="x ` + awsTok + `"`, `secret="` + spanTok + `"`, []det{{"quoted", detect.Tokenize, 8, spanTok}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,7 +163,7 @@ func TestDetections(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := detections(tc.in, text)
+			got, err := detections(tc.in, len(text), Find(text, Raw))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +173,7 @@ func TestDetections(t *testing.T) {
 		})
 	}
 	for _, bad := range []detect.Finding{f("a", detect.Tokenize, -1, 3), f("a", detect.Tokenize, 3, len(text)+1), f("a", detect.Tokenize, 5, 4)} {
-		if _, err := detections([]detect.Finding{bad}, text); err == nil {
+		if _, err := detections([]detect.Finding{bad}, len(text), nil); err == nil {
 			t.Errorf("out-of-range finding %+v accepted", bad)
 		}
 	}
