@@ -18,7 +18,7 @@ var families = []family{
 	{"newrelic", newrelic}, {"grafana", grafana}, {"sentry", sentry}, {"datadog", datadog},
 	{"telegram", telegram}, {"jwt", jwt}, {"privatekey", privateKeys}, {"age", age},
 	{"connstring", connStrings}, {"urlauth", urlAuth}, {"authheader", authHeaders},
-	{"netrc", netrc}, {"takumo", takumo}, {"infra", infra}, {"generic", generic},
+	{"netrc", netrc}, {"k8s", k8s}, {"takumo", takumo}, {"infra", infra}, {"generic", generic},
 }
 
 // Builtin returns a fresh copy of the built-in catalog.
