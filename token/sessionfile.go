@@ -53,8 +53,14 @@ type sessionEntry struct {
 
 // WriteSessionFile writes the vault (key, limits and every value) to path
 // with mode 0600, replacing the file atomically (a temporary file in the
-// same directory, then a rename). The file holds secrets in clear.
+// same directory, then a rename). It refuses to replace anything but a
+// regular file. The file holds secrets in clear.
 func (v *Vault) WriteSessionFile(path string) (err error) {
+	// A rename would replace whatever is at path; only ever replace a
+	// session file, never a device (/dev/null), a directory or a symlink.
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("token: session file %s exists and is not a regular file", path)
+	}
 	buf, err := v.marshalSession()
 	defer clear(buf)
 	if err != nil {

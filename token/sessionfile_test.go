@@ -141,7 +141,25 @@ func TestSessionFileMissing(t *testing.T) {
 		t.Errorf("err = %v, want ErrNotExist", err)
 	}
 	v := testVault(t, Limits{})
-	if err := v.WriteSessionFile(filepath.Join(t.TempDir(), "no", "such", "dir")); err == nil {
+	dir := t.TempDir()
+	if err := v.WriteSessionFile(filepath.Join(dir, "no", "such", "dir")); err == nil {
 		t.Error("write into a missing directory succeeded")
+	}
+	// Never replace what is not a session file (a rename would).
+	target := filepath.Join(dir, "target")
+	if err := os.WriteFile(target, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, link} {
+		if err := v.WriteSessionFile(p); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("WriteSessionFile(%s) = %v", p, err)
+		}
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("symlink was replaced")
 	}
 }
