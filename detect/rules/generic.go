@@ -2,6 +2,7 @@ package rules
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 )
 
@@ -40,13 +41,14 @@ import (
 type nameKind uint8
 
 const (
-	kindNone     nameKind = iota
-	kindPassword          // password, passwd, pwd, pass, passphrase
-	kindSecret            // secret, client_secret, credentials
-	kindToken             // token, access_token, auth_token
-	kindAPIKey            // api key, access key, secret key, private key, …
-	kindLooseKey          // *_key with a qualifier we do not know
-	kindUser              // username, user, login in credential contexts
+	kindNone      nameKind = iota
+	kindPassword           // password, passwd, pwd, pass, passphrase
+	kindSecret             // secret, client_secret, credentials
+	kindToken              // token, access_token, auth_token
+	kindAPIKey             // api key, access key, secret key, private key, …
+	kindLooseKey           // *_key with a qualifier we do not know, *_salt, *_cookie
+	kindStrictKey          // a key name that is usually not secret (primary_key): only very random values
+	kindUser               // username, user, login in credential contexts
 )
 
 func genericFinder(want nameKind) func(text []byte, hs, he int) []Span {
@@ -122,6 +124,9 @@ func classify(name []byte) nameKind {
 	if n == 0 {
 		return kindNone
 	}
+	if n >= 2 && fillerWord(words[0]) {
+		return classifyWords(words[1], words[2])
+	}
 	return classifyWords(words[0], words[1])
 }
 
@@ -130,45 +135,52 @@ func classify(name []byte) nameKind {
 func classifyWords(lastB, prevB []byte) nameKind {
 	last, prev := string(lastB), string(prevB)
 	switch last {
-	case "password", "passwd", "pwd", "passphrase", "pass", "passwort", "contrasena", "motdepasse":
-		if prev == "no" || prev == "hash" || prev == "hashed" {
+	case "password", "passwd", "pwd", "passphrase", "pass", "passwort", "contrasena", "motdepasse",
+		"requirepass", "masterauth", "masterpass", "rootpw", "passw":
+		switch prev {
+		case "no", "hash", "hashed", "forgot", "reset",
+			"proxy", "fastcgi", "uwsgi", "scgi", "grpc", "memcached": // nginx's *_pass directives
 			return kindNone
 		}
 		return kindPassword
-	case "secret", "secrets", "credential", "credentials", "creds", "apisecret", "clientsecret", "secretkey":
-		if prev == "no" || prev == "public" {
+	case "secret", "secrets", "credential", "credentials", "creds", "apisecret", "clientsecret":
+		if prev == "no" || prev == "public" || prev == "has" || prev == "is" {
 			return kindNone
-		}
-		if last == "secretkey" {
-			return kindAPIKey
 		}
 		return kindSecret
 	case "token", "accesstoken", "authtoken", "apitoken", "bearertoken", "pat":
 		switch prev {
 		case "next", "page", "continuation", "cancellation", "cancel", "csrf", "xsrf", "sync", "resume",
-			"max", "num", "total", "start", "end", "eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "id":
+			"max", "num", "total", "start", "end", "eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop",
+			"id", "secure", "has", "last", "first", "special", "new", "invalid", "reset", "verification":
 			return kindNone
 		}
 		if last == "pat" && prev == "" {
 			return kindNone
 		}
 		return kindToken
-	case "apikey", "accesskey", "privatekey", "signingkey", "masterkey", "authkey", "encryptionkey":
+	case "apikey", "accesskey", "privatekey", "signingkey", "masterkey", "authkey", "encryptionkey", "secretkey":
 		return kindAPIKey
 	case "key":
 		switch prev {
 		case "api", "access", "secret", "private", "signing", "master", "auth", "encryption", "client",
 			"app", "account", "admin", "license", "service", "subscription", "webhook", "session", "hmac",
-			"jwt", "crypto", "decryption", "storage", "shared", "consumer", "root":
+			"jwt", "crypto", "decryption", "storage", "shared", "consumer", "root", "validation", "integration",
+			"ingest", "ingestion", "write", "read", "server", "deploy", "deployment", "developer", "dev", "prod":
 			return kindAPIKey
-		case "public", "primary", "foreign", "sort", "partition", "cache", "map", "dict", "hash", "unique",
-			"composite", "idempotency", "object", "lookup", "row", "range", "index", "group", "routing",
-			"ssh", "gpg", "pub", "host", "kms", "s3", "bucket", "field", "column", "table", "translation",
-			"i18n", "message", "label", "redis", "state", "query", "env", "registry", "react", "item", "list",
-			"dedup", "dedupe", "shard", "cluster", "order", "search", "entry", "record", "data", "config",
-			"storage_key", "hot", "short", "long", "keyboard", "on", "ctrl", "alt", "shift", "meta", "up", "down":
+		case "public", "pub", "ssh", "gpg", "pgp", "host", "kms", "translation", "i18n", "publishable",
+			"keyboard", "on", "ctrl", "alt", "shift", "meta", "up", "down", "foreign", "":
 			return kindNone
-		case "":
+		case "primary", "sort", "partition", "cache", "map", "dict", "hash", "unique", "composite",
+			"idempotency", "object", "lookup", "row", "range", "index", "group", "s3", "bucket", "field",
+			"column", "table", "message", "label", "redis", "state", "query", "env", "registry", "react",
+			"item", "list", "dedup", "dedupe", "shard", "cluster", "order", "search", "entry", "record",
+			"data", "config", "hot", "short", "long", "request", "response", "storage_key", "file", "path":
+			return kindStrictKey
+		}
+		return kindLooseKey
+	case "salt", "cookie", "pepper", "nonce":
+		if prev == "" || last == "nonce" && prev != "auth" && prev != "secure" {
 			return kindNone
 		}
 		return kindLooseKey
@@ -184,7 +196,27 @@ func classifyWords(lastB, prevB []byte) nameKind {
 		}
 		return kindNone
 	}
+	// Concatenated names: PGPASSWORD, dbpassword, ADMINTOKEN.
+	for _, suf := range [...]struct {
+		s string
+		k nameKind
+	}{{"password", kindPassword}, {"passwd", kindPassword}, {"secret", kindSecret}, {"apikey", kindAPIKey}, {"token", kindToken}} {
+		if len(last) > len(suf.s)+1 && strings.HasSuffix(last, suf.s) && !strings.HasSuffix(last, "detoken") {
+			return suf.k
+		}
+	}
 	return kindNone
+}
+
+// fillerWords end a name without changing what it holds: secret_key_base,
+// password_value, api_key_b64.
+func fillerWord(w []byte) bool {
+	switch string(w) {
+	case "base", "value", "val", "string", "str", "b64", "base64", "hex", "raw", "plain", "plaintext",
+		"literal", "bytes", "enc", "encoded", "override", "default":
+		return true
+	}
+	return false
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
@@ -203,6 +235,7 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		ne++
 	}
 	flag := false
+	outer := ns // where the name starts, dashes included
 	if ns+1 < ne && text[ns] == '-' {
 		// --password / -password: a command-line flag.
 		for ns < ne && text[ns] == '-' {
@@ -218,7 +251,13 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		return Span{}, false
 	}
 	k := classify(name)
-	if k != want {
+	if k != want && !(want == kindLooseKey && (k == kindStrictKey || k == kindAPIKey)) {
+		// The loose rule hangs on the case-sensitive "Key" of camelCase
+		// names, so it also takes the key names the api-key rule knows.
+		return Span{}, false
+	}
+
+	if isReferenceName(text, ns, name) {
 		return Span{}, false
 	}
 
@@ -226,33 +265,31 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 	quote := byte(0)
 	escQuote := false
 	xmlElem := false
-	if ns > 0 {
-		switch c := text[ns-1]; c {
+	if outer > 0 {
+		switch c := text[outer-1]; c {
 		case '"', '\'', '`':
 			quote = c
-			if ns > 1 && text[ns-2] == '\\' {
+			if outer > 1 && text[outer-2] == '\\' {
 				escQuote = true
 			}
 		case '<':
 			xmlElem = true
-		case ':':
-			// Ruby symbol :password => "v"
 		}
 	}
 	i := ne
+	attrValue := false // the name was itself an attribute value: name="db.password"
 	if quote != 0 {
 		if escQuote {
-			if i+1 < len(text) && text[i] == '\\' && text[i+1] == quote {
-				i += 2
-			} else {
+			if !hasPrefix(text, i, "\\"+string(quote)) {
 				return Span{}, false
 			}
+			i += 2
 		} else {
-			if i < len(text) && text[i] == quote {
-				i++
-			} else {
+			if i >= len(text) || text[i] != quote {
 				return Span{}, false
 			}
+			i++
+			attrValue = outer >= 2 && text[outer-2] == '='
 		}
 		if i < len(text) && text[i] == ']' {
 			i++
@@ -260,7 +297,8 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 	}
 
 	// 3. The operator.
-	if xmlElem {
+	if xmlElem || attrValue && i < len(text) && text[i] == '>' {
+		// <password>v</password>, <property name="x.password">v</property>
 		if i >= len(text) || text[i] != '>' {
 			return Span{}, false
 		}
@@ -275,6 +313,18 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		vs, ve := trimSpace(text, vs, i)
 		return accept(text, vs, ve, k, true)
 	}
+	if attrValue {
+		// <add key="DbPassword" value="v"/>
+		j := skipBlanks(text, i)
+		if hasPrefix(text, j, "value=") || hasPrefix(text, j, "content=") {
+			j += bytes.IndexByte(text[j:], '=') + 1
+			if vs, ve, ok := quotedValue(text, j); ok {
+				return accept(text, vs, ve, k, true)
+			}
+		}
+		return Span{}, false
+	}
+	i0 := i
 	i = skipBlanks(text, i)
 	configLine := lineStartsAt(text, ns)
 	codeish := false
@@ -283,8 +333,10 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		return Span{}, false
 	case hasPrefix(text, i, "::="):
 		i += 3
-	case hasPrefix(text, i, ":="), hasPrefix(text, i, "?="), hasPrefix(text, i, "=>"):
-		codeish = text[i] == ':' || text[i] == '='
+	case hasPrefix(text, i, ":="), hasPrefix(text, i, "=>"):
+		codeish = true
+		i += 2
+	case hasPrefix(text, i, "?="):
 		i += 2
 	case text[i] == '=':
 		if hasPrefix(text, i, "==") {
@@ -297,26 +349,50 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		}
 		i++
 		// TypeScript or Kotlin annotation: `apiKey: string = "v"`.
-		if j := skipTypeThenEquals(text, i); j > 0 {
-			i = j
-			codeish = true
+		if quote == 0 {
+			if j := skipTypeThenEquals(text, i); j > 0 {
+				i = j
+				codeish = true
+			}
 		}
 	case text[i] == '(':
-		i++
-		codeish = true
-		j := skipBlanks(text, i)
-		if j >= len(text) || (text[j] != '"' && text[j] != '\'' && text[j] != '`') {
+		// setPassword("v")
+		vs, ve, ok := quotedValue(text, skipBlanks(text, i+1))
+		if !ok {
 			return Span{}, false
 		}
-	case flag && (text[i-1] == ' ' || text[i-1] == '\t'):
-		// --password value
-	default:
-		// Go: `var password string = "v"`.
-		if j := skipTypeThenEquals(text, i); j > 0 {
-			i = j
-			codeish = true
-			break
+		return accept(text, vs, ve, k, true)
+	case text[i] == ',' && (quote != 0 || flag):
+		// ('DB_PASSWORD', 'v'), ["--password", "v"]: only a literal that
+		// does not read as another name.
+		vs, ve, ok := quotedValue(text, skipBlanks(text, i+1))
+		if !ok || isIdentifierish(text[vs:ve]) {
+			return Span{}, false
 		}
+		return accept(text, vs, ve, k, true)
+	case i > i0 && flag:
+		// --password value
+	case quote == 0 && skipTypeThenEquals(text, i) > 0:
+		// Go: `var password string = "v"`.
+		i = skipTypeThenEquals(text, i)
+		codeish = true
+	case i > i0 && k == kindPassword:
+		// Directive or SQL style: `requirepass v`, `PASSWORD 'v'`.
+		if vs, ve, ok := quotedValue(text, i); ok {
+			return accept(text, vs, ve, k, true)
+		}
+		if !configLine {
+			return Span{}, false
+		}
+		vs, ve := i, i
+		for ve < len(text) && !isSpace(text[ve]) {
+			ve++
+		}
+		if ve == vs || !restIsComment(text, ve) || isIdentifierish(text[vs:ve]) && !hasLetterAndDigit(text[vs:ve]) {
+			return Span{}, false
+		}
+		return accept(text, vs, ve, k, false)
+	default:
 		return Span{}, false
 	}
 	i = skipBlanks(text, i)
@@ -325,43 +401,32 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 	}
 
 	// 4. The value.
-	c := text[i]
-	if c == '\\' && i+1 < len(text) && (text[i+1] == '"' || text[i+1] == '\'') {
-		// \"value\" inside a JSON string.
-		q := text[i+1]
-		vs := i + 2
-		j := vs
-		for j+1 < len(text) && !(text[j] == '\\' && text[j+1] == q) && text[j] != '\n' && j-vs < 512 {
-			j++
-		}
-		if j+1 >= len(text) || text[j] != '\\' || text[j+1] != q {
-			return Span{}, false
-		}
-		return accept(text, vs, j, k, true)
+	if vs, ve, ok := quotedValue(text, i); ok {
+		return accept(text, vs, ve, k, true)
 	}
-	if c == '"' || c == '\'' || c == '`' {
-		vs := i + 1
-		j := vs
-		for j < len(text) && text[j] != c && text[j] != '\n' && j-vs < 512 {
-			if text[j] == '\\' && c != '`' {
+	if text[i] == '"' || text[i] == '\'' || text[i] == '`' {
+		return Span{}, false // an unterminated or multi-line literal
+	}
+	// A literal behind a wrapper: []byte("v"), ConvertTo-SecureString "v".
+	for _, w := range wrappers {
+		if hasPrefix(text, i, w) {
+			j := i + len(w)
+			if j < len(text) && text[j] == '(' {
 				j++
 			}
-			j++
+			if qs, qe, ok := quotedValue(text, skipBlanks(text, j)); ok {
+				return accept(text, qs, qe, k, true)
+			}
 		}
-		if j >= len(text) || text[j] != c {
-			return Span{}, false
-		}
-		return accept(text, vs, j, k, true)
 	}
-	// Unquoted.
-	// On a configuration line (.env, YAML, properties, INI) the value runs
-	// to the next blank; elsewhere punctuation of the surrounding syntax
-	// (URL query, argument list, statement) ends it too.
+	// Unquoted. On a configuration line (.env, YAML, properties, INI) the
+	// value runs to the next blank; elsewhere punctuation of the surrounding
+	// syntax (URL query, argument list, statement) ends it too.
 	vs := i
 	j := vs
 	for j < len(text) && j-vs < 512 {
 		b := text[j]
-		if b == ' ' || b == '\t' || b == '\r' || b == '\n' {
+		if isSpace(b) {
 			break
 		}
 		if !configLine && (b == '"' || b == '\'' || b == '`' || b == ',' || b == ';' || b == ')' ||
@@ -373,30 +438,134 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 	if j == vs {
 		return Span{}, false
 	}
+	v := text[vs:j]
 	if codeish {
 		// In code an unquoted value is an expression, not a literal.
 		return Span{}, false
 	}
-	if v := text[vs:j]; !configLine && bytes.IndexByte(v, '(') >= 0 || isCall(v) {
-		return Span{}, false // a call
+	if isCallLike(v) || isDottedReference(v) {
+		return Span{}, false
 	}
 	// A bare identifier is a literal only on a configuration line where
 	// nothing but a comment follows, or as a flag's argument.
-	if !flag && isIdentifierish(text[vs:j]) && (!configLine || !restIsComment(text, j)) {
+	if !flag && isIdentifierish(v) && (!configLine || !restIsComment(text, j)) {
 		return Span{}, false
 	}
 	return accept(text, vs, j, k, false)
 }
 
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\r' || b == '\n' }
+
+// quotedValue parses a string literal starting at i: '…', "…", `…`,
+// """…""", \"…\" (inside a JSON string), or one with a b/r/u/f/@ prefix. It
+// returns the span of the contents.
+func quotedValue(text []byte, i int) (int, int, bool) {
+	if i >= len(text) {
+		return 0, 0, false
+	}
+	switch text[i] {
+	case 'b', 'r', 'u', 'f', 'B', 'R', 'U', 'F', '@':
+		if i+1 < len(text) && (text[i+1] == '"' || text[i+1] == '\'') && (i == 0 || !isNameByte(text[i-1])) {
+			i++
+		}
+	}
+	if i >= len(text) {
+		return 0, 0, false
+	}
+	c := text[i]
+	if c == '\\' && i+1 < len(text) && (text[i+1] == '"' || text[i+1] == '\'') {
+		q := text[i+1]
+		vs := i + 2
+		j := vs
+		for j+1 < len(text) && !(text[j] == '\\' && text[j+1] == q) && text[j] != '\n' && j-vs < 512 {
+			j++
+		}
+		if j+1 >= len(text) || text[j] != '\\' || text[j+1] != q {
+			return 0, 0, false
+		}
+		return vs, j, true
+	}
+	if c != '"' && c != '\'' && c != '`' {
+		return 0, 0, false
+	}
+	if hasPrefix(text, i, string([]byte{c, c, c})) {
+		vs := i + 3
+		e := bytes.Index(text[vs:min(len(text), vs+512)], []byte{c, c, c})
+		if e <= 0 {
+			return 0, 0, false
+		}
+		return vs, vs + e, true
+	}
+	vs := i + 1
+	j := vs
+	for j < len(text) && text[j] != c && text[j] != '\n' && j-vs < 512 {
+		if text[j] == '\\' && c != '`' {
+			j++
+		}
+		j++
+	}
+	if j >= len(text) || text[j] != c {
+		return 0, 0, false
+	}
+	return vs, j, true
+}
+
+// isReferenceName reports names that are themselves a reference to a
+// variable, not an assignment target: ${DB_PASSWORD}, %DB_PASSWORD%,
+// process.env.API_KEY, os.environ["X"] style lookups.
+func isReferenceName(text []byte, ns int, name []byte) bool {
+	if ns >= 2 && text[ns-2] == '$' && (text[ns-1] == '{' || text[ns-1] == '(') {
+		return true
+	}
+	if ns >= 1 && text[ns-1] == '%' {
+		return true
+	}
+	for _, p := range [...]string{"process.env.", "env.", "import.meta.env.", "os.environ", "ENV.", "secrets.", "vars.", "var.", "local.", "values."} {
+		if len(name) > len(p) && bytes.EqualFold(name[:len(p)], []byte(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// wrappers are calls and commands that wrap a literal secret.
+var wrappers = [...]string{
+	"[]byte", "bytes", "String", "new String", "str", "SecretStr", "SecretString", "Secret",
+	"Buffer.from", "ConvertTo-SecureString", "SecureString", "Sensitive", "sensitive",
+}
+
+// isCallLike reports values shaped like `name(…` or `a.b(…`.
+func isCallLike(v []byte) bool {
+	p := bytes.IndexByte(v, '(')
+	if p <= 0 {
+		return false
+	}
+	c := v[p-1]
+	return isNameByte(c) || c == '>' || c == ':' // also a->b( and env::var(
+}
+
+// isDottedReference reports identifier chains such as var.db_password,
+// settings.SECRET, Rails.configuration.stripe[:secret_key].
+func isDottedReference(v []byte) bool {
+	end := len(v)
+	if p := bytes.IndexAny(v, "[("); p > 0 {
+		end = p
+	}
+	head := v[:end]
+	return bytes.IndexByte(head, '.') > 0 && isIdentifierish(head) && !isDigit(head[0]) &&
+		!bytes.HasSuffix(head, []byte(".")) && head[len(head)-1] != '.'
+}
+
 // accept applies the value checks for kind k to text[vs:ve].
 func accept(text []byte, vs, ve int, k nameKind, quoted bool) (Span, bool) {
 	v := text[vs:ve]
-	if isPlaceholder(v, quoted) {
+	if isPlaceholder(v, quoted) || isEnvName(v) {
 		return Span{}, false
 	}
+	spaces := bytes.Count(v, []byte(" "))
 	switch k {
 	case kindPassword:
-		if len(v) < 4 {
+		if len(v) < 4 || len(v) > 128 || spaces > 2 {
 			return Span{}, false
 		}
 	case kindUser:
@@ -404,15 +573,51 @@ func accept(text []byte, vs, ve int, k nameKind, quoted bool) (Span, bool) {
 			return Span{}, false
 		}
 	case kindSecret, kindToken, kindAPIKey:
-		if len(v) < 8 || looksLikeName(v) || bytes.ContainsRune(v, ' ') && Entropy(v) < 3.5 {
+		if len(v) < 8 || looksLikeName(v) || spaces > 1 || spaces == 1 && Entropy(v) < 3.5 {
 			return Span{}, false
 		}
 	case kindLooseKey:
-		if len(v) < 16 || !hasLetterAndDigit(v) || Entropy(v) < 3 || bytes.ContainsRune(v, ' ') {
+		// Random keys may hold a space (WordPress salts) when they are long
+		// and clearly random.
+		if len(v) < 16 || !hasLetterAndDigit(v) || Entropy(v) < 3 || spaces > 0 && (len(v) < 32 || Entropy(v) < 4.5) {
+			return Span{}, false
+		}
+	case kindStrictKey:
+		if len(v) < 20 || spaces > 0 || !hasClasses(v) || Entropy(v) < 4 {
 			return Span{}, false
 		}
 	}
 	return Span{vs, ve}, true
+}
+
+// isEnvName reports values that name an environment variable rather than
+// hold a secret: JWT_SECRET, DB_PASSWORD.
+func isEnvName(v []byte) bool {
+	if len(v) < 4 || bytes.IndexByte(v, '_') < 0 {
+		return false
+	}
+	for _, b := range v {
+		if !(isUpper(b) || isDigit(b) || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// hasClasses reports a value with upper-case, lower-case letters and digits.
+func hasClasses(v []byte) bool {
+	u, l, d := false, false, false
+	for _, b := range v {
+		switch {
+		case isUpper(b):
+			u = true
+		case isLower(b):
+			l = true
+		case isDigit(b):
+			d = true
+		}
+	}
+	return u && l && d
 }
 
 func hasPrefix(text []byte, i int, p string) bool {
@@ -543,12 +748,16 @@ func isPlaceholder(v []byte, quoted bool) bool {
 		return true
 	}
 	switch v[0] {
-	case '$', '<', '{', '[':
+	case '$', '<', '{', '[', '?':
 		// ${VAR} $VAR <YOUR_TOKEN> {{ .Values.x }} [secret]
 		return true
+	case '\\':
+		if len(v) > 1 && v[1] == '$' { // \${VAR} escaped in a shell string
+			return true
+		}
 	case '%':
-		// %s %(name)s %{x}
-		if len(v) > 1 && (v[1] == '(' || v[1] == '{' || isLower(v[1]) && len(v) == 2) {
+		// %s %(name)s %{x} %SMTP_PASSWORD%
+		if len(v) > 1 && (v[1] == '(' || v[1] == '{' || isLower(v[1]) && len(v) == 2 || v[len(v)-1] == '%') {
 			return true
 		}
 	case '!':
@@ -562,8 +771,10 @@ func isPlaceholder(v []byte, quoted bool) bool {
 			return true
 		}
 	}
-	if bytes.Contains(v, []byte("{{")) || bytes.Contains(v, []byte("${")) || bytes.Contains(v, []byte("#{")) {
-		return true
+	for _, open := range [...]string{"{{", "${", "#{"} {
+		if p := bytes.Index(v, []byte(open)); p >= 0 && bytes.IndexByte(v[p:], '}') > 0 {
+			return true
+		}
 	}
 	if len(v) <= 40 {
 		var lb [40]byte
@@ -610,8 +821,10 @@ func isPlaceholder(v []byte, quoted bool) bool {
 // placeholderParts mark a value as a stand-in wherever they occur.
 var placeholderParts = []string{
 	"your_", "your-", "yourapi", "your ", "-here", "_here", "here>", "changeme", "change_me", "replace_me",
-	"replace-me", "replaceme", "insert_", "insert-", "put_your", "enter_your", "enter-your", "example.com",
-	"placeholder", "redacted", "<", "dummy", "fake_", "fake-", "sample_", "foobar", "lorem",
+	"replace-me", "replaceme", "insert_", "insert-", "put_your", "enter_your", "enter-your", "example",
+	"placeholder", "redacted", "dummy", "fake_", "fake-", "sample_", "foobar", "lorem", "required|",
+	"|required", "nullable|", "|string", "|min:", "|max:", "<your", "<insert", "<replace", "<secret", "<password",
+	"<token", "<api", "...",
 }
 
 // referencePrefixes mark a value that reads a secret from elsewhere.
@@ -624,7 +837,11 @@ var referencePrefixes = []string{
 }
 
 func generic() []Rule {
-	pw := []string{"pass", "pwd"}
+	return append(genericAssignments(), genericExtra()...)
+}
+
+func genericAssignments() []Rule {
+	pw := []string{"pass", "pwd", "masterauth", "rootpw"}
 	return []Rule{
 		{
 			ID: "generic-password", Description: "A value assigned to a password-like name",
@@ -736,7 +953,7 @@ func generic() []Rule {
 		},
 		{
 			ID: "generic-loose-key", Description: "A random-looking value assigned to a name ending in key",
-			Category: KEY, Generic: true, Keywords: []string{"_key", "-key", "Key"}, Find: genericFinder(kindLooseKey),
+			Category: KEY, Generic: true, Keywords: []string{"_key", "-key", "Key", "salt", "cookie", "pepper", "nonce"}, Find: genericFinder(kindLooseKey),
 			Positives: []Sample{
 				{`STRIPE_KEY=q8W3e9R2t7Y1u6I4o0P5`, `q8W3e9R2t7Y1u6I4o0P5`},
 				{`maps_key: "Ab12Cd34Ef56Gh78Ij90"`, `Ab12Cd34Ef56Gh78Ij90`},
@@ -764,11 +981,243 @@ func generic() []Rule {
 	}
 }
 
-// isCall reports values shaped like `name(args)` or `a.b(args)`.
-func isCall(v []byte) bool {
-	p := bytes.IndexByte(v, '(')
-	if p <= 0 || v[len(v)-1] != ')' {
-		return false
+// credentialCalls maps calls that take credentials positionally to the
+// index of the string argument that is the password.
+var credentialCalls = map[string]int{
+	"networkcredential(":           1, // new NetworkCredential("user", "pass")
+	"getconnection(":               2, // DriverManager.getConnection(url, "user", "pass")
+	"passwordauthentication(":      1, // new PasswordAuthentication("user", "pass".toCharArray())
+	"usernamepasswordcredentials(": 1,
+	"setbasicauth(":                1, // req.SetBasicAuth("user", "pass")
+	"httpbasicauth(":               1, // requests HTTPBasicAuth("user", "pass")
+	"basicauth(":                   1,
+	"auth=(":                       1, // requests.get(url, auth=("user", "pass"))
+	".login(":                      1, // smtp.login("user", "pass")
+}
+
+// findCredentialCall finds the password argument of a credential call:
+// the n-th argument, counted over string literals and other expressions,
+// which must itself be a string literal.
+func findCredentialCall(text []byte, hs, he int) []Span {
+	kw := make([]byte, he-hs)
+	for i := range kw {
+		kw[i] = lower(text[hs+i])
 	}
-	return isIdentifierish(v[:p])
+	n, ok := credentialCalls[string(kw)]
+	if !ok {
+		return nil
+	}
+	i := he
+	for arg := 0; i < len(text) && i-he < 400; arg++ {
+		i = skipBlanks(text, i)
+		if vs, ve, ok := quotedValue(text, i); ok {
+			if arg == n {
+				if sp, ok := accept(text, vs, ve, kindPassword, true); ok {
+					return []Span{sp}
+				}
+				return nil
+			}
+			i = ve + 1
+		} else {
+			if arg == n {
+				return nil
+			}
+			// skip an expression up to the next top-level comma
+			depth := 0
+			for i < len(text) && text[i] != '\n' {
+				c := text[i]
+				if c == '(' || c == '[' || c == '{' {
+					depth++
+				} else if c == ')' || c == ']' || c == '}' {
+					if depth == 0 {
+						return nil
+					}
+					depth--
+				} else if c == ',' && depth == 0 {
+					break
+				}
+				i++
+			}
+		}
+		i = skipBlanks(text, i)
+		if i >= len(text) || text[i] != ',' {
+			return nil
+		}
+		i++
+	}
+	return nil
+}
+
+// findPasswordFlag finds `-p 'secret'` (docker login, mysql) and mysql's
+// attached form `-psecret`.
+func findPasswordFlag(text []byte, hs, he int) []Span {
+	if he >= len(text) || text[hs+2] != 'p' {
+		return nil // -P is a port
+	}
+	if text[he] == ' ' {
+		vs, ve, ok := quotedValue(text, he+1)
+		if !ok {
+			return nil
+		}
+		v := text[vs:ve]
+		if bytes.IndexByte(v, ' ') >= 0 || isIdentifierish(v) {
+			return nil // a prompt (read -p "Password: ") or a name
+		}
+		if sp, ok := accept(text, vs, ve, kindPassword, true); ok {
+			return []Span{sp}
+		}
+		return nil
+	}
+	// -pSECRET: only on a mysql command line.
+	ls := hs
+	for ls > 0 && text[ls-1] != '\n' && hs-ls < 200 {
+		ls--
+	}
+	if !bytes.Contains(bytes.ToLower(text[ls:hs]), []byte("mysql")) {
+		return nil
+	}
+	vs, ve, ok := quotedValue(text, he)
+	quoted := ok
+	if !ok {
+		vs, ve = he, he
+		for ve < len(text) && !isSpace(text[ve]) {
+			ve++
+		}
+	}
+	if sp, ok := accept(text, vs, ve, kindPassword, quoted); ok && hasLetterAndDigit(text[vs:ve]) {
+		return []Span{sp}
+	}
+	return nil
+}
+
+// findIdentifiedBy finds SQL's `IDENTIFIED BY 'secret'`.
+func findIdentifiedBy(text []byte, hs, he int) []Span {
+	i := skipBlanks(text, he)
+	if !hasPrefix(text, i, "BY") && !hasPrefix(text, i, "by") {
+		return nil
+	}
+	vs, ve, ok := quotedValue(text, skipBlanks(text, i+2))
+	if !ok {
+		return nil
+	}
+	if sp, ok := accept(text, vs, ve, kindPassword, true); ok {
+		return []Span{sp}
+	}
+	return nil
+}
+
+// findPgpass finds the password field of a .pgpass line
+// (host:port:database:user:password) around a ":5432:" or ":*:" hit.
+func findPgpass(text []byte, hs, he int) []Span {
+	ls := hs
+	for ls > 0 && text[ls-1] != '\n' && hs-ls < 256 {
+		ls--
+	}
+	le := he
+	for le < len(text) && text[le] != '\n' && text[le] != '\r' && le-he < 512 {
+		le++
+	}
+	line := text[ls:le]
+	if bytes.ContainsAny(line, " \t\"'=") || bytes.Count(line, []byte(":")) < 4 {
+		return nil
+	}
+	// The password is everything after the fourth unescaped colon.
+	colons, i := 0, 0
+	for ; i < len(line) && colons < 4; i++ {
+		if line[i] == '\\' {
+			i++
+			continue
+		}
+		if line[i] == ':' {
+			colons++
+		}
+	}
+	if colons < 4 || i >= len(line) {
+		return nil
+	}
+	if sp, ok := accept(text, ls+i, le, kindPassword, false); ok {
+		return []Span{sp}
+	}
+	return nil
+}
+
+func genericExtra() []Rule {
+	var callKeywords []string
+	for k := range credentialCalls {
+		callKeywords = append(callKeywords, k)
+	}
+	slices.Sort(callKeywords)
+	return []Rule{
+		{
+			ID: "credential-call-password", Description: "A password passed positionally to a credential API",
+			Category: SECRET, Generic: true, Keywords: callKeywords, Find: findCredentialCall,
+			Positives: []Sample{
+				{`var c = new NetworkCredential("orders-relay", "Relay!Orders-4471-kX");`, `Relay!Orders-4471-kX`},
+				{`Connection c = DriverManager.getConnection(REPORT_URL, "reporter", "Rp!2024-winter-Q4x");`, `Rp!2024-winter-Q4x`},
+				{`req.SetBasicAuth("admin", "B4sic!Auth9")`, `B4sic!Auth9`},
+				{`r = requests.get(url, auth=("svc", "Req-Pa55!x"))`, `Req-Pa55!x`},
+				{`server.login("alerts@acme.io", "Smtp!Login77")`, `Smtp!Login77`},
+			},
+			Negatives: []string{
+				`new NetworkCredential(user, password)`,
+				`DriverManager.getConnection(url, props)`,
+				`req.SetBasicAuth(user, os.Getenv("PASS"))`,
+				`server.login(user, "changeme")`,
+			},
+		},
+		{
+			ID: "password-flag", Description: "A password given to a command with -p",
+			Category: SECRET, Generic: true, Keywords: []string{" -p"}, Find: findPasswordFlag,
+			Positives: []Sample{
+				{`docker login "${DOCKER_REGISTRY}" -u deploy-bot -p 'Dock3r!Deploy#991'`, `Dock3r!Deploy#991`},
+				{`mysql -u root -pS3cretRoot9 shop`, `S3cretRoot9`},
+			},
+			Negatives: []string{
+				`docker run -p 8080:80 nginx`,
+				`mysql -u root -P 3306 -p shop`,
+				`mkdir -p /var/lib/app`,
+				`docker login -u bot -p "$REGISTRY_PASSWORD"`,
+			},
+		},
+		{
+			ID: "sql-identified-by", Description: "A password in SQL's IDENTIFIED BY clause",
+			Category: SECRET, Generic: true, Keywords: []string{"identified"}, Find: findIdentifiedBy,
+			Positives: []Sample{
+				{`CREATE USER 'grafana'@'%' IDENTIFIED BY 'Gr4fana-My!sql77';`, `Gr4fana-My!sql77`},
+				{`alter user app identified by "0racle-App!1"`, `0racle-App!1`},
+			},
+			Negatives: []string{
+				`CREATE USER 'x'@'%' IDENTIFIED BY '${PASSWORD}';`,
+				`-- users are identified by their email`,
+			},
+		},
+		{
+			ID: "pgpass-password", Description: "The password field of a .pgpass line",
+			Category: SECRET, Generic: true, Keywords: []string{":5432:", ":*:"}, Find: findPgpass,
+			Positives: []Sample{
+				{"pg-primary.internal:5432:billing:backup:pgp4ss-B4ckup!Bill\n", `pgp4ss-B4ckup!Bill`},
+				{"*:*:*:replicator:Repl1cate!Now", `Repl1cate!Now`},
+			},
+			Negatives: []string{
+				"localhost:5432:app:app:changeme",
+				"DATABASE_URL=postgres://localhost:5432:x",
+			},
+		},
+		{
+			ID: "terraform-variable-default", Description: "A default value of a Terraform variable named like a secret",
+			Category: SECRET, Generic: true, Keywords: []string{"variable"}, MaxLen: 700,
+			Pattern:     `variable\s+"[^"\n]*(?i:password|passwd|secret|token|api_key|apikey|private_key|access_key)"\s*\{[^}]{0,500}?\bdefault\s*=\s*"([^"$\n]{4,})"`,
+			SecretGroup: 1, Validate: NotPlaceholder,
+			Positives: []Sample{
+				{"variable \"grafana_admin_password\" {\n  type        = string\n  sensitive   = true\n  default     = \"Graf4na-Init!Adm#77\"\n}\n", `Graf4na-Init!Adm#77`},
+				{"variable \"api_token\" {\n  default = \"tf-T0ken-8812aa\"\n}", `tf-T0ken-8812aa`},
+			},
+			Negatives: []string{
+				"variable \"db_password\" {\n  type = string\n  sensitive = true\n}",
+				"variable \"api_key_header\" {\n  default = \"X-Api-Key\"\n}",
+				"variable \"region\" {\n  default = \"eu-west-1\"\n}",
+				"variable \"db_password\" {\n  default = \"${var.x}\"\n}",
+			},
+		},
+	}
 }
