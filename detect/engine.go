@@ -67,7 +67,8 @@ type candPrio struct {
 
 const (
 	defaultMaxLen   = 256
-	boundaryLookups = 64 // how far a window may grow back to reach a word start
+	boundaryLookups = 64      // how far a window may grow back to reach a word start
+	maxWindow       = 1 << 20 // how far a window may grow forward to finish a match
 )
 
 // New compiles opts into an Engine. Every problem with the rules is
@@ -270,9 +271,23 @@ func isWordByte(b byte) bool {
 }
 
 // matchRegion runs rule ri's pattern over input[lo:hi].
+//
+// A match that ends exactly at the window's edge (before the end of the
+// input) may have been cut short by it: a long JWT, a PEM block longer than
+// the rule's MaxLen. The window then grows (doubling, up to maxWindow) and
+// the region is matched again, so a secret is never reported truncated.
 func (e *Engine) matchRegion(sc *scratch, ri int32, input []byte, lo, hi int) {
 	r := &e.rules[ri]
-	for _, m := range r.re.FindAllSubmatchIndex(input[lo:hi], -1) {
+	ms := r.re.FindAllSubmatchIndex(input[lo:hi], -1)
+	for len(ms) > 0 && hi < len(input) && hi-lo < maxWindow {
+		last := ms[len(ms)-1]
+		if lo+last[1] < hi {
+			break
+		}
+		hi = min(len(input), lo+2*(hi-lo))
+		ms = r.re.FindAllSubmatchIndex(input[lo:hi], -1)
+	}
+	for _, m := range ms {
 		s, en := m[2*r.group], m[2*r.group+1]
 		if s < 0 || s == en {
 			continue

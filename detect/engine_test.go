@@ -144,3 +144,18 @@ func asciiEqualFold(a []byte, b string) bool {
 	}
 	return true
 }
+
+func TestMatchAtWindowEdgeGrows(t *testing.T) {
+	// MaxLen 16 would cut this token; the window grows until the match ends
+	// before its edge.
+	e, err := New(Options{Rules: []rules.Rule{{ID: "long", Category: rules.TOKEN, Keywords: []string{"tok_"}, Pattern: `tok_[a-z]+`, MaxLen: 16}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := "tok_" + strings.Repeat("abcdefgh", 40)
+	in := "x = " + tok + " ;"
+	fs := e.Detect([]byte(in))
+	if len(fs) != 1 || in[fs[0].Start:fs[0].End] != tok {
+		t.Fatalf("got %v, want the whole %d-byte token", fs, len(tok))
+	}
+}
