@@ -26,6 +26,11 @@ import (
 //     result again for the outer one. A Markdown-escaped underscore is
 //     `\\\\_`.
 //
+// Each mode recognises the Markdown escape of its own depth only: Raw does
+// not take `\\_` for an escaped underscore (in Markdown that is an escaped
+// backslash and a bare underscore), and a caller holding raw
+// JSON bytes picks JSONString, never Raw, so that values are escaped too.
+//
 // A codec that decodes the outer string first and rehydrates the inner JSON
 // text uses JSONString on it. Whichever mode: after the caller parses the
 // JSON, the value comes out byte for byte.

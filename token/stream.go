@@ -29,14 +29,15 @@ func (s *StreamRehydrator) Write(chunk []byte) []byte {
 
 // AppendWrite is Write appending to dst.
 func (s *StreamRehydrator) AppendWrite(dst, chunk []byte) []byte {
-	data := chunk
+	data := chunk // never retained: the caller may reuse it
 	if len(s.held) > 0 {
-		data = append(s.held, chunk...)
+		s.held = append(s.held, chunk...)
+		data = s.held
 	}
 	dst, end := appendMatches(dst, s.v, data, s.esc, &s.stats)
 	cut := holdFrom(data, end, s.esc.underscoreEscape())
 	dst = append(dst, data[end:cut]...)
-	// data may alias s.held; append moves the tail to the front safely.
+	// data may be s.held itself; append moves the tail to the front safely.
 	s.held = append(s.held[:0], data[cut:]...)
 	return dst
 }
