@@ -105,7 +105,7 @@ func TestMaskPreview(t *testing.T) {
 		{"abcdefg", "a…"},
 		{"abcdefghijklmnop", "abcd…"},
 		{awsKey1, "AKIA…"},
-		{"ééééé", "é…"},           // 10 bytes: 2 allowed, one character
+		{"ééééé", "é…"}, // 10 bytes: 2 allowed, one character
 		{"\x00\x01\x02\x03\x04\x05\x06\x07", "??…"},
 		{"a\xffbcdefgh", "a?…"},
 	} {

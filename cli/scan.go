@@ -31,8 +31,6 @@ type scanOptions struct {
 	showMonitor  bool
 }
 
-const defaultMaxFileSize = 64 << 20
-
 func (a *app) scanCommand() *cobra.Command {
 	var o scanOptions
 	cmd := &cobra.Command{
