@@ -1,0 +1,14 @@
+const crypto = require('crypto');
+const tokenizer = new Tokenizer({ lowercase: true });
+const keyboardLayout = 'dvorak';
+const PASSWORD_REGEX = /^(?=.*[A-Z])(?=.*\d).{12,}$/;
+const passwordStrength = zxcvbn(input).score;
+export const apiKeyName = 'X-API-KEY';
+const secret = crypto.randomBytes(32).toString('hex');
+const token = jwt.sign({ sub: user.id }, process.env.JWT_SECRET, { expiresIn: '1h' });
+const sri = 'sha384-fAL+YTAFaORO02+p0vd540FI3YNTfZm88os+AD+WXgpodD2fJHkJt3r4kD+Ntg8k';
+const etag = '"a7c202eda0629cedaa4b8bcbb8df9ab0"';
+const cacheKey = `user:${id}:token`;
+const accessToken = await getAccessToken();
+const password = await prompt('Password: ', { hidden: true });
+const authHeader = `Bearer ${accessToken}`;
