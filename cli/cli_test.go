@@ -66,6 +66,48 @@ func TestMainBuiltinCatalog(t *testing.T) {
 	}
 }
 
+// TestMainBuiltinCatalogJSON checks the JSON shape against the real
+// catalog's AWS rule, and a tokenize/rehydrate round trip through Main.
+func TestMainBuiltinCatalogJSON(t *testing.T) {
+	dir := t.TempDir()
+	src := "aws_key = \"" + awsKey1 + "\"\n"
+	writeTree(t, dir, map[string]string{"k.txt": src})
+	path := filepath.Join(dir, "k.txt")
+	r := mainResult(t, context.Background(), "", "scan", "--format", "json", path)
+	want := `{
+  "findings": [
+    {
+      "path": "` + path + `",
+      "line": 1,
+      "column": 12,
+      "start": 11,
+      "end": 31,
+      "rule": "aws-access-key-id",
+      "category": "KEY",
+      "action": "tokenize"
+    }
+  ],
+  "files_scanned": 1,
+  "files_skipped": 0,
+  "bytes_scanned": 33
+}
+`
+	if r.code != ExitFindings || r.stdout != want {
+		t.Errorf("exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+
+	session := filepath.Join(dir, "session")
+	tok := mainResult(t, context.Background(), "", "tokenize", "-q", "--session-file", session, path)
+	if tok.code != ExitOK || !strings.Contains(tok.stdout, "__TAKUMO_v1_KEY_") {
+		t.Fatalf("tokenize: exit %d\n%s%s", tok.code, tok.stdout, tok.stderr)
+	}
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"rehydrate", "-q", "--session-file", session, "-"},
+		strings.NewReader(tok.stdout), &out, &errb); code != ExitOK || out.String() != src {
+		t.Errorf("rehydrate: exit %d, got %q, want %q; stderr %s", code, out.String(), src, errb.String())
+	}
+}
+
 func TestMainCancelled(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"a.txt": "x\n"})
