@@ -56,8 +56,13 @@ tidy-check: ## fail if go.mod or go.sum are not tidy
 
 .PHONY: generate-check
 generate-check: ## fail if go generate changes any file
-	$(GO) generate ./...
-	@git diff --exit-code -- . || { echo "generated files are out of date: run go generate ./... and commit"; exit 1; }
+	@before=$$(git status --porcelain=v1 --untracked-files=all | sort; git diff | sha256sum); \
+	$(GO) generate ./...; \
+	after=$$(git status --porcelain=v1 --untracked-files=all | sort; git diff | sha256sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "go generate changed files (generated code is out of date): run go generate ./... and commit"; \
+	  git status --short; exit 1; \
+	fi
 
 .PHONY: bench
 bench: ## Go benchmarks with allocations, then the comparison with gitleaks
