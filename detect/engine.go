@@ -44,6 +44,7 @@ type Engine struct {
 type compiledRule struct {
 	Rule
 	re     *regexp.Regexp
+	bound  boundary // checked on the byte before each match (see prefix.go)
 	group  int
 	before int
 	maxLen int
@@ -119,7 +120,7 @@ func New(opts Options) (*Engine, error) {
 			errs = append(errs, fmt.Errorf("rule %q: no pattern", r.ID))
 			return
 		default:
-			re, err := regexp.Compile(r.Pattern)
+			re, bound, err := compilePattern(r.Pattern)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("rule %q: %w", r.ID, err))
 				return
@@ -128,7 +129,7 @@ func New(opts Options) (*Engine, error) {
 				errs = append(errs, fmt.Errorf("rule %q: secret group %d out of range (pattern has %d groups)", r.ID, r.SecretGroup, re.NumSubexp()))
 				return
 			}
-			c.re = re
+			c.re, c.bound = re, bound
 		}
 		if !custom && len(r.Keywords) == 0 {
 			errs = append(errs, fmt.Errorf("rule %q: built-in rules need keywords", r.ID))
@@ -288,6 +289,9 @@ func (e *Engine) matchRegion(sc *scratch, ri int32, input []byte, lo, hi int) {
 		ms = r.re.FindAllSubmatchIndex(input[lo:hi], -1)
 	}
 	for _, m := range ms {
+		if !r.bound.ok(input, lo+m[0]) {
+			continue
+		}
 		s, en := m[2*r.group], m[2*r.group+1]
 		if s < 0 || s == en {
 			continue

@@ -34,12 +34,16 @@ func authHeaders() []Rule {
 			ID:          "authorization-basic",
 			Description: "HTTP Basic credentials (Authorization: Basic base64(user:password))",
 			Category:    SECRET,
-			Keywords:    []string{"basic"},
-			Pattern:     `(?i)(?:^|[^A-Za-z0-9_])basic\s+([A-Za-z0-9+/]{8,}={0,2})` + endB64,
-			SecretGroup: 1,
-			MaxLen:      1024,
-			Validate:    BasicAuth,
-			Generic:     true,
+			// "Basic" as the scheme is written in practice; a literal,
+			// case-sensitive start keeps the regexp on its fast path, as
+			// "basic" is a common word.
+			Keywords:      []string{"Basic", "BASIC"},
+			CaseSensitive: true,
+			Pattern:       `(?:^|[^A-Za-z0-9_])(?:Basic|BASIC)\s+([A-Za-z0-9+/]{8,}={0,2})` + endB64,
+			SecretGroup:   1,
+			MaxLen:        1024,
+			Validate:      BasicAuth,
+			Generic:       true,
 			Positives: []Sample{
 				textSample("curl -H \"Authorization: Basic ", "ZGVwbG95Onk5NjlYaUsxVGhzWk9WY2xJeW94", "\" https://nexus.acme.io/service/rest/v1/assets\n"),
 				textSample("proxy_set_header Authorization \"Basic ", "Z3JhZmFuYTouLmFFVWZIbSE4bFJPemk4ZVI=", "\";\n"),

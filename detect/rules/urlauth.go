@@ -11,9 +11,11 @@ func urlAuth() []Rule {
 			Description: "Password in the user information of a URL (scheme://user:password@host)",
 			Category:    SECRET,
 			Keywords:    []string{"://"},
-			Before:      32,
-			Pattern:     `([a-zA-Z][a-zA-Z0-9+.-]{1,30})://[^\s:@/?#"'\x60<>]{1,128}:([^\s@/?#"'\x60<>]{1,256})@[A-Za-z0-9.\-\[\]]+`,
-			SecretGroup: 2,
+			// Starts at the literal "://" (no scheme, no counted repeats) so
+			// the regexp engine jumps between "://" occurrences, which are
+			// everywhere in source code, instead of trying every position.
+			Pattern:     `://[^\s:@/?#"'\x60<>]+:([^\s@/?#"'\x60<>]+)@[A-Za-z0-9.\-\[\]]+`,
+			SecretGroup: 1,
 			MaxLen:      420,
 			Validate:    URLPassword,
 			Generic:     true,

@@ -1,0 +1,134 @@
+package detect
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"unicode"
+)
+
+// Go's regexp finds candidate match starts with a fast substring search
+// only when a pattern begins with a literal. Token rules usually begin with
+// a boundary instead, `(?:^|[^A-Za-z0-9])ghp_…` or `\bAKIA…`, which makes
+// the engine try every position of the window. compilePattern moves such a
+// leading boundary out of the pattern: the rest ("ghp_…") has a literal
+// prefix again, and the boundary is checked in Go on the byte before the
+// match, against the whole input (so a window cut mid-word cannot fake it).
+
+// boundary is a condition on the byte before a match start.
+type boundary struct {
+	kind  uint8 // 0 none, 1 word boundary (\b), 2 start of text or a byte not in class
+	class []rune
+}
+
+const (
+	boundaryNone = iota
+	boundaryWord
+	boundaryClass
+)
+
+// ok reports whether a match starting at pos in input satisfies b.
+func (b *boundary) ok(input []byte, pos int) bool {
+	switch b.kind {
+	case boundaryWord:
+		before := pos > 0 && isWordByte(input[pos-1])
+		after := pos < len(input) && isWordByte(input[pos])
+		return before != after
+	case boundaryClass:
+		if pos == 0 {
+			return true
+		}
+		return inClass(b.class, rune(input[pos-1]))
+	}
+	return true
+}
+
+func inClass(ranges []rune, r rune) bool {
+	for i := 0; i+1 < len(ranges); i += 2 {
+		if ranges[i] <= r && r <= ranges[i+1] {
+			return true
+		}
+	}
+	return false
+}
+
+// compilePattern compiles pattern, splitting off a leading boundary when
+// that gives the rest a literal prefix.
+func compilePattern(pattern string) (*regexp.Regexp, boundary, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, boundary{}, err
+	}
+	if p, _ := re.LiteralPrefix(); p != "" {
+		return re, boundary{}, nil
+	}
+	tree, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return re, boundary{}, nil
+	}
+	rest, b := splitBoundary(tree)
+	if b.kind == boundaryNone {
+		return re, boundary{}, nil
+	}
+	re2, err := regexp.Compile(rest.String())
+	if err != nil || re2.NumSubexp() != re.NumSubexp() {
+		return re, boundary{}, nil
+	}
+	if p, _ := re2.LiteralPrefix(); p == "" {
+		return re, boundary{}, nil
+	}
+	return re2, b, nil
+}
+
+// splitBoundary recognises `\b…` and `(?:^|[class])…` at the start of a
+// concatenation.
+func splitBoundary(t *syntax.Regexp) (*syntax.Regexp, boundary) {
+	if t.Op != syntax.OpConcat || len(t.Sub) < 2 {
+		return t, boundary{}
+	}
+	first := t.Sub[0]
+	var b boundary
+	switch first.Op {
+	case syntax.OpWordBoundary:
+		b.kind = boundaryWord
+	case syntax.OpAlternate:
+		if len(first.Sub) != 2 {
+			return t, boundary{}
+		}
+		x, y := first.Sub[0], first.Sub[1]
+		if y.Op == syntax.OpBeginText || y.Op == syntax.OpBeginLine {
+			x, y = y, x
+		}
+		if x.Op != syntax.OpBeginText || y.Op != syntax.OpCharClass {
+			return t, boundary{}
+		}
+		// A single byte of the class is consumed by the match; only ASCII
+		// classes are split, so a byte test is exact.
+		for _, r := range y.Rune {
+			if r > unicode.MaxRune {
+				return t, boundary{}
+			}
+		}
+		b.kind = boundaryClass
+		b.class = append([]rune(nil), y.Rune...)
+		// The class is usually negated ([^A-Za-z0-9]) and so spans runes
+		// above ASCII: any non-ASCII byte before the match then passes,
+		// which is what the original pattern did for a multi-byte rune.
+		b.class = appendHighBytes(b.class)
+	default:
+		return t, boundary{}
+	}
+	rest := &syntax.Regexp{Op: syntax.OpConcat, Flags: t.Flags, Sub: t.Sub[1:]}
+	if len(rest.Sub) == 1 {
+		rest = rest.Sub[0]
+	}
+	return rest, b
+}
+
+// appendHighBytes makes a class that contains every rune from 0x80 up also
+// accept the bytes 0x80–0xFF, as they start or continue such runes.
+func appendHighBytes(ranges []rune) []rune {
+	if inClass(ranges, 0x80) && inClass(ranges, unicode.MaxRune) {
+		return append(ranges, 0x80, 0xFF)
+	}
+	return ranges
+}
