@@ -71,7 +71,7 @@ tree_files=$(wc -l <"$work/files.txt")
 echo "tree: $tree_files files, $tree_bytes bytes from $goroot/src" >&2
 
 ours_cmd=("$ours" scan --format json "$work/tree")
-gitleaks_cmd=("$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path /dev/null "$work/tree")
+gitleaks_cmd=("$gitleaks" dir --no-banner --exit-code 0 --report-format json --report-path "$work/gitleaks-report.json" "$work/tree")
 
 # run_checked CMD... runs one scan with output discarded. Our scan exits 1
 # when it finds secrets (GOROOT has test credentials), which is not an error;
