@@ -261,6 +261,15 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		return Span{}, false
 	}
 
+	// A name that is itself the value of a name field, paired with a value
+	// field: Kubernetes env (- name: DB_PASSWORD / value: …), ECS and
+	// CloudFormation parameters ({"name": "DB_PASSWORD", "value": "…"}).
+	if nameFieldBefore(text, outer) {
+		if sp, ok := pairedValue(text, ne, k); ok {
+			return sp, true
+		}
+	}
+
 	// 2. What precedes the name tells the syntax.
 	quote := byte(0)
 	escQuote := false
@@ -448,7 +457,8 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 	}
 	// A bare identifier is a literal only on a configuration line where
 	// nothing but a comment follows, or as a flag's argument.
-	if !flag && isIdentifierish(v) && (!configLine || !restIsComment(text, j)) {
+	// A random-looking one (Q4Zh6HsEj2t2Zccul7Lf) is no identifier anyone wrote.
+	if !flag && isIdentifierish(v) && (!configLine || !restIsComment(text, j)) && !looksRandom(v) {
 		return Span{}, false
 	}
 	return accept(text, vs, j, k, false)
@@ -711,6 +721,12 @@ func looksLikeName(v []byte) bool {
 	return true
 }
 
+// looksRandom reports long values mixing letters and digits with the
+// entropy of generated strings.
+func looksRandom(v []byte) bool {
+	return len(v) >= 16 && hasLetterAndDigit(v) && Entropy(v) >= 3.5
+}
+
 func hasLetterAndDigit(v []byte) bool {
 	l, d := false, false
 	for _, b := range v {
@@ -751,6 +767,11 @@ func isPlaceholder(v []byte, quoted bool) bool {
 	case '$', '<', '{', '[', '?':
 		// ${VAR} $VAR <YOUR_TOKEN> {{ .Values.x }} [secret]
 		return true
+	case '@':
+		// @Microsoft.KeyVault(SecretUri=…), @Value(…): a reference.
+		if isCallLike(v[1:]) {
+			return true
+		}
 	case '\\':
 		if len(v) > 1 && v[1] == '$' { // \${VAR} escaped in a shell string
 			return true
@@ -865,6 +886,8 @@ func genericAssignments() []Rule {
 				{`$config['db_password'] = 'phpS3cret';`, `phpS3cret`},
 				{`:password => 'RubyP4ss'`, `RubyP4ss`},
 				{`let passwd: string = "ts-Pa55wd";`, `ts-Pa55wd`},
+				{"env:\n  - name: SMTP_PASSWORD\n    value: St4ging-Smtp!pw#3\n", `St4ging-Smtp!pw#3`},
+				{`{"name": "DB_PASSWORD", "value": "Ecs-Task!Pw77"}`, `Ecs-Task!Pw77`},
 			},
 			Negatives: []string{
 				`password = "changeme"`,
@@ -888,6 +911,8 @@ func genericAssignments() []Rule {
 				`login(user, password)`,
 				`password_hash = "$2b$12$KIXQJ3wX"`,
 				`"password": "your-password-here"`,
+				"env:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}\n",
+				"- name: DB_PASSWORD\n- name: LOG_LEVEL\n  value: debug\n",
 			},
 		},
 		{
@@ -992,6 +1017,7 @@ var credentialCalls = map[string]int{
 	"httpbasicauth(":               1, // requests HTTPBasicAuth("user", "pass")
 	"basicauth(":                   1,
 	"auth=(":                       1, // requests.get(url, auth=("user", "pass"))
+	"auth = (":                     1,
 	".login(":                      1, // smtp.login("user", "pass")
 }
 
@@ -1220,4 +1246,71 @@ func genericExtra() []Rule {
 			},
 		},
 	}
+}
+
+// nameFieldBefore reports whether the name starting at p is the value of a
+// field called name, key or similar: `name: X`, `"name": "X"`, `Name=X`.
+func nameFieldBefore(text []byte, p int) bool {
+	i := p
+	if i > 0 && (text[i-1] == '"' || text[i-1] == '\'') {
+		i--
+	}
+	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
+		i--
+	}
+	if i == 0 || (text[i-1] != ':' && text[i-1] != '=') {
+		return false
+	}
+	i--
+	for i > 0 && (text[i-1] == ' ' || text[i-1] == '\t') {
+		i--
+	}
+	if i > 0 && (text[i-1] == '"' || text[i-1] == '\'') {
+		i--
+	}
+	e := i
+	for i > 0 && isNameByte(text[i-1]) && e-i < 16 {
+		i--
+	}
+	switch string(bytes.ToLower(text[i:e])) {
+	case "name", "key", "parameterkey", "variable", "envname", "secretname", "optionname":
+		return true
+	}
+	return false
+}
+
+// pairedValue finds the value field that follows a name field within the
+// same item: the next `value:` / "value": / ParameterValue within a few
+// lines, before another name field starts.
+func pairedValue(text []byte, from int, k nameKind) (Span, bool) {
+	end := min(len(text), from+300)
+	win := text[from:end]
+	lw := bytes.ToLower(win)
+	i := bytes.Index(lw, []byte("value"))
+	if i < 0 {
+		return Span{}, false
+	}
+	if n := bytes.Index(lw, []byte("name")); n >= 0 && n < i {
+		return Span{}, false // the next item began first
+	}
+	j := from + i + len("value")
+	if j < len(text) && (text[j] == '"' || text[j] == '\'') {
+		j++
+	}
+	j = skipBlanks(text, j)
+	if j >= len(text) || (text[j] != ':' && text[j] != '=') {
+		return Span{}, false
+	}
+	j = skipBlanks(text, j+1)
+	if vs, ve, ok := quotedValue(text, j); ok {
+		return accept(text, vs, ve, k, true)
+	}
+	ve := j
+	for ve < len(text) && !isSpace(text[ve]) && text[ve] != ',' && text[ve] != '}' {
+		ve++
+	}
+	if ve == j || isIdentifierish(text[j:ve]) && !looksRandom(text[j:ve]) && k != kindPassword {
+		return Span{}, false
+	}
+	return accept(text, j, ve, k, false)
 }
