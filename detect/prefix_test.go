@@ -18,7 +18,7 @@ func TestCompilePatternSplitsBoundaries(t *testing.T) {
 		{`\b(AKIA[A-Z2-7]{16})\b`, "AKIA", boundaryWord},
 		{`ghp_[a-z]+`, "ghp_", boundaryNone},
 		{`(?i)(?:^|[^a-z])(sk_live_[a-z]+)`, "", boundaryNone}, // folded: no literal prefix to gain
-		{`(?m)(?:^|[^a-z])(tok_[a-z]+)`, "", boundaryNone},      // ^ is start of line: kept
+		{`(?m)(?:^|[^a-z])(tok_[a-z]+)`, "", boundaryNone},     // ^ is start of line: kept
 		{`[a-z]+=(x)`, "", boundaryNone},
 	}
 	for _, tc := range tests {
