@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"math"
 )
 
 // KeySize is the length of a session key in bytes.
@@ -69,14 +70,15 @@ const hkdfSalt = "takumo-aegis token session key v1"
 //
 // An orgSecret shorter than MinOrgSecretLen yields the zero Key, which
 // NewVault refuses: a weak secret must not quietly produce guessable tokens.
+// So does an id of 4 GiB or more, whose length the prefix cannot hold.
 func DeriveSessionKey(orgSecret []byte, orgID, sessionID string) Key {
-	if len(orgSecret) < MinOrgSecretLen {
+	if len(orgSecret) < MinOrgSecretLen || uint64(len(orgID)) > math.MaxUint32 || uint64(len(sessionID)) > math.MaxUint32 {
 		return Key{}
 	}
 	info := make([]byte, 0, 8+len(orgID)+len(sessionID))
-	info = binary.BigEndian.AppendUint32(info, uint32(len(orgID)))
+	info = binary.BigEndian.AppendUint32(info, uint32(len(orgID))) //nolint:gosec // G115: lengths over MaxUint32 returned the zero Key above
 	info = append(info, orgID...)
-	info = binary.BigEndian.AppendUint32(info, uint32(len(sessionID)))
+	info = binary.BigEndian.AppendUint32(info, uint32(len(sessionID))) //nolint:gosec // G115: lengths over MaxUint32 returned the zero Key above
 	info = append(info, sessionID...)
 	out, err := hkdf.Key(sha256.New, orgSecret, []byte(hkdfSalt), string(info), KeySize)
 	if err != nil {
@@ -109,7 +111,11 @@ func (k Key) GoString() string { return k.String() }
 
 // Format prints the redacted placeholder for every verb, so %x or %v never
 // show the key.
-func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
+func (k Key) Format(f fmt.State, _ rune) {
+	// Format has no way to return an error; fmt's own State never fails a
+	// write, and a failing custom State shows up as short output.
+	_, _ = io.WriteString(f, k.String())
+}
 
 // LogValue logs the key as redacted.
 func (Key) LogValue() slog.Value { return slog.StringValue(redacted) }

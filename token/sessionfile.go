@@ -73,7 +73,11 @@ func (v *Vault) WriteSessionFile(path string) (err error) {
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(f.Name())
+			// The temporary file may already hold secrets: say so if it
+			// stays behind.
+			if rmErr := os.Remove(f.Name()); rmErr != nil {
+				err = errors.Join(err, fmt.Errorf("token: remove temporary session file: %w", rmErr))
+			}
 		}
 	}()
 	if err := f.Chmod(0o600); err != nil {

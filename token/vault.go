@@ -167,7 +167,10 @@ func (v *Vault) String() string {
 func (v *Vault) GoString() string { return v.String() }
 
 // Format prints String for every verb.
-func (v *Vault) Format(f fmt.State, _ rune) { io.WriteString(f, v.String()) }
+func (v *Vault) Format(f fmt.State, _ rune) {
+	// Format has no way to return an error; see Key.Format.
+	_, _ = io.WriteString(f, v.String())
+}
 
 // LogValue logs the number of entries only.
 func (v *Vault) LogValue() slog.Value {

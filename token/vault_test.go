@@ -178,8 +178,12 @@ func TestVaultConcurrent(t *testing.T) {
 			for i := range 200 {
 				val := values[(g+i)%len(values)]
 				tok, err := v.Token(detect.SECRET, []byte(val))
-				if err != nil || tok != want[val] {
-					errs <- fmt.Errorf("Token = %s, %v; want %s", tok, err, want[val])
+				if err != nil {
+					errs <- fmt.Errorf("Token: %w", err)
+					return
+				}
+				if tok != want[val] {
+					errs <- fmt.Errorf("Token = %s, want %s", tok, want[val])
 					return
 				}
 				if got, ok := v.Value(tok); !ok || string(got) != val {
