@@ -3,6 +3,7 @@ package detect
 import (
 	"regexp"
 	"regexp/syntax"
+	"strings"
 	"unicode"
 )
 
@@ -65,11 +66,18 @@ func compilePattern(pattern string) (*regexp.Regexp, boundary, error) {
 	if err != nil {
 		return re, boundary{}, nil
 	}
-	rest, b := splitBoundary(tree)
+	b := leadingBoundary(tree)
 	if b.kind == boundaryNone {
 		return re, boundary{}, nil
 	}
-	re2, err := regexp.Compile(rest.String())
+	// Cut the boundary off the source text rather than printing the rest of
+	// the tree: syntax.Regexp.String is slow enough on large classes to
+	// dominate start-up.
+	rest, ok := cutLeadingGroup(pattern)
+	if !ok {
+		return re, boundary{}, nil
+	}
+	re2, err := regexp.Compile(rest)
 	if err != nil || re2.NumSubexp() != re.NumSubexp() {
 		return re, boundary{}, nil
 	}
@@ -79,49 +87,71 @@ func compilePattern(pattern string) (*regexp.Regexp, boundary, error) {
 	return re2, b, nil
 }
 
-// splitBoundary recognises `\b…` and `(?:^|[class])…` at the start of a
+// leadingBoundary recognises `\b…` and `(?:^|[class])…` at the start of a
 // concatenation.
-func splitBoundary(t *syntax.Regexp) (*syntax.Regexp, boundary) {
+func leadingBoundary(t *syntax.Regexp) boundary {
 	if t.Op != syntax.OpConcat || len(t.Sub) < 2 {
-		return t, boundary{}
+		return boundary{}
 	}
 	first := t.Sub[0]
-	var b boundary
 	switch first.Op {
 	case syntax.OpWordBoundary:
-		b.kind = boundaryWord
+		return boundary{kind: boundaryWord}
 	case syntax.OpAlternate:
 		if len(first.Sub) != 2 {
-			return t, boundary{}
+			return boundary{}
 		}
 		x, y := first.Sub[0], first.Sub[1]
 		if y.Op == syntax.OpBeginText || y.Op == syntax.OpBeginLine {
 			x, y = y, x
 		}
 		if x.Op != syntax.OpBeginText || y.Op != syntax.OpCharClass {
-			return t, boundary{}
+			return boundary{}
 		}
-		// A single byte of the class is consumed by the match; only ASCII
-		// classes are split, so a byte test is exact.
-		for _, r := range y.Rune {
-			if r > unicode.MaxRune {
-				return t, boundary{}
-			}
-		}
-		b.kind = boundaryClass
-		b.class = append([]rune(nil), y.Rune...)
 		// The class is usually negated ([^A-Za-z0-9]) and so spans runes
 		// above ASCII: any non-ASCII byte before the match then passes,
 		// which is what the original pattern did for a multi-byte rune.
-		b.class = appendHighBytes(b.class)
-	default:
-		return t, boundary{}
+		return boundary{kind: boundaryClass, class: appendHighBytes(append([]rune(nil), y.Rune...))}
 	}
-	rest := &syntax.Regexp{Op: syntax.OpConcat, Flags: t.Flags, Sub: t.Sub[1:]}
-	if len(rest.Sub) == 1 {
-		rest = rest.Sub[0]
+	return boundary{}
+}
+
+// cutLeadingGroup removes a leading `\b` or a leading parenthesised group
+// from pattern, honouring escapes and character classes.
+func cutLeadingGroup(pattern string) (string, bool) {
+	if strings.HasPrefix(pattern, `\b`) {
+		return pattern[2:], true
 	}
-	return rest, b
+	if !strings.HasPrefix(pattern, "(") {
+		return "", false
+	}
+	depth, inClass := 0, false
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; {
+		case c == '\\':
+			i++
+		case inClass:
+			if c == ']' {
+				inClass = false
+			}
+		case c == '[':
+			inClass = true
+			if i+1 < len(pattern) && pattern[i+1] == '^' {
+				i++
+			}
+			if i+1 < len(pattern) && pattern[i+1] == ']' {
+				i++ // a literal ] first in a class
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth == 0 {
+				return pattern[i+1:], true
+			}
+		}
+	}
+	return "", false
 }
 
 // appendHighBytes makes a class that contains every rune from 0x80 up also
