@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,7 @@ func loadBenchInputs(b *testing.B) (source, prose []byte) {
 			return
 		}
 		benchInputs.prose = prose
-		benchInputs.source, benchInputs.origin, benchInputs.err = buildSource(1 << 20)
+		benchInputs.source, benchInputs.origin, benchInputs.err = buildSource(b.Context(), 1<<20)
 	})
 	if benchInputs.err != nil {
 		b.Fatalf("bench inputs: %v", benchInputs.err)
@@ -55,12 +56,12 @@ func loadBenchInputs(b *testing.B) (source, prose []byte) {
 
 // buildSource returns at least n bytes of Go source with corpus files that
 // carry secrets spliced in every benchSpliceEvery bytes.
-func buildSource(n int) ([]byte, string, error) {
+func buildSource(ctx context.Context, n int) ([]byte, string, error) {
 	secrets, err := corpusWithSecrets()
 	if err != nil {
 		return nil, "", err
 	}
-	code, origin := goSource()
+	code, origin := goSource(ctx)
 	if len(code) == 0 {
 		code, origin = bytes.Join(secrets, []byte("\n")), "testdata/corpus (GOROOT not found)"
 	}
@@ -83,10 +84,10 @@ func buildSource(n int) ([]byte, string, error) {
 }
 
 // goSource concatenates GOROOT/src/net/http/*.go in name order.
-func goSource() ([]byte, string) {
+func goSource(ctx context.Context) ([]byte, string) {
 	root := os.Getenv("GOROOT")
 	if root == "" {
-		out, err := exec.Command("go", "env", "GOROOT").Output()
+		out, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
 		if err != nil {
 			return nil, ""
 		}
