@@ -49,16 +49,8 @@ func yamlSample(name, v string) Sample {
 	return Sample{Text: "service:\n  name: billing\n  " + name + ": " + v + "\n  timeout: 30s\n", Secret: v}
 }
 
-func yamlQuotedSample(name, v string) Sample {
-	return Sample{Text: "env:\n  - name: LOG_LEVEL\n    value: debug\n  " + name + ": '" + v + "'\n", Secret: v}
-}
-
 func k8sEnvSample(name, v string) Sample {
 	return Sample{Text: "    env:\n      - name: " + name + "\n        value: \"" + v + "\"\n      - name: PORT\n        value: \"8080\"\n", Secret: v}
-}
-
-func goSample(name, v string) Sample {
-	return Sample{Text: "package config\n\nconst " + name + " = \"" + v + "\"\n\nfunc Load() string { return " + name + " }\n", Secret: v}
 }
 
 func goShortSample(name, v string) Sample {
@@ -75,10 +67,6 @@ func jsSample(name, v string) Sample {
 
 func shSample(name, v string) Sample {
 	return Sample{Text: "#!/usr/bin/env bash\nset -euo pipefail\nexport " + name + "=\"" + v + "\"\n./scripts/deploy.sh\n", Secret: v}
-}
-
-func dockerSample(name, v string) Sample {
-	return Sample{Text: "FROM golang:1.26-alpine\nWORKDIR /src\nENV " + name + "=" + v + "\nRUN go build ./...\n", Secret: v}
 }
 
 func xmlSample(name, v string) Sample {
