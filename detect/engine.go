@@ -138,7 +138,7 @@ func New(opts Options) (*Engine, error) {
 		if c.action == Off {
 			return // compiled to check it, but never run
 		}
-		idx := int32(len(e.rules))
+		idx := int32(len(e.rules)) //nolint:gosec // G115: rules are a catalog and a config file, nowhere near 2^31
 		e.rules = append(e.rules, c)
 		if len(r.Keywords) == 0 {
 			e.always = append(e.always, idx)
@@ -151,7 +151,7 @@ func New(opts Options) (*Engine, error) {
 			}
 			id, ok := kwIndex[key]
 			if !ok {
-				id = int32(len(keywords))
+				id = int32(len(keywords)) //nolint:gosec // G115: each keyword is a distinct config string, nowhere near 2^31
 				kwIndex[key] = id
 				keywords = append(keywords, k)
 				exact := ""
@@ -218,9 +218,7 @@ func (e *Engine) AppendDetect(dst []Finding, input []byte) []Finding {
 			}
 		}
 	}
-	for _, ri := range e.always {
-		sc.seen = append(sc.seen, ri)
-	}
+	sc.seen = append(sc.seen, e.always...)
 
 	// 2. Confirm each triggered rule on windows around its hits.
 	for _, ri := range sc.seen {

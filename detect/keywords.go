@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // keywordMatcher finds every occurrence of a set of keywords, ASCII
@@ -44,11 +45,13 @@ func newKeywordMatcher(keywords []string) (*keywordMatcher, error) {
 	m := &keywordMatcher{lens: make([]int, len(keywords))}
 
 	var used [256]bool
+	total := 0 // keyword bytes: the trie has at most total+1 states
 	for i, kw := range keywords {
 		if kw == "" {
 			return nil, fmt.Errorf("keyword %d is empty", i)
 		}
 		m.lens[i] = len(kw)
+		total += len(kw)
 		for j := 0; j < len(kw); j++ {
 			used[foldByte(kw[j])] = true
 		}
@@ -65,6 +68,9 @@ func newKeywordMatcher(keywords []string) (*keywordMatcher, error) {
 		}
 	}
 	m.nclasses = n
+	if total+1 > math.MaxInt32/n {
+		return nil, errors.New("keywords too long for the trie's int32 states")
+	}
 	for b := 0; b < 256; b++ {
 		c := classOf[foldByte(byte(b))]
 		m.classes[b] = c
@@ -87,7 +93,7 @@ func newKeywordMatcher(keywords []string) (*keywordMatcher, error) {
 			c := int(m.classes[kw[j]])
 			nx := m.trie[cur*n+c]
 			if nx < 0 {
-				nx = int32(len(m.out) * n)
+				nx = int32(len(m.out) * n) //nolint:gosec // G115: at most (total+1)*n, checked above
 				m.trie[cur*n+c] = nx
 				for range n {
 					m.trie = append(m.trie, -1)
@@ -162,7 +168,7 @@ func (m *keywordMatcher) scan(input []byte, hits []hit) []hit {
 // walk appends the keywords that start at input[start].
 func (m *keywordMatcher) walk(input []byte, start int, hits []hit) []hit {
 	s := int32(0)
-	nc := int32(m.nclasses)
+	nc := int32(m.nclasses) //nolint:gosec // G115: at most 256, checked in newKeywordMatcher
 	for j := start; j < len(input); j++ {
 		s = m.trie[s+int32(m.classes[input[j]])]
 		if s < 0 {

@@ -263,7 +263,7 @@ func Bech32(secret []byte) bool {
 		if d < 0 {
 			return false
 		}
-		values = append(values, byte(d))
+		values = append(values, byte(d)) //nolint:gosec // G115: d indexes the 32-letter charset, 0..31
 	}
 	return bech32Polymod(values) == 1
 }
