@@ -1,0 +1,117 @@
+// Package llm knows the AI providers' HTTP APIs: which paths exist, which
+// strings of a request body are prose to tokenize, which are JSON fragments
+// (tool-call arguments), which must not be touched (base64 images and
+// documents, ids, model names, thinking-block signatures), and how responses
+// are framed (JSON bodies, server-sent events) so that tokens can be put back
+// in them, streamed or not.
+//
+// It imports token and detect and nothing else of ours. It holds no state
+// between requests: a Request and a ResponseRewriter belong to one exchange
+// and are not safe for concurrent use.
+//
+// Supported operations (Resolve):
+//
+//	Anthropic  POST /v1/messages, /v1/messages/count_tokens (also under /v1/v1/…, ?beta=true)
+//	OpenAI     POST /v1/chat/completions, /v1/responses; other /v1/… JSON: generic
+//	Mistral    POST /v1/chat/completions with a Mistral model, /v1/fim/completions, /v1/agents/completions
+//	Gemini     POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse, :countTokens
+//
+// A path may carry an explicit provider prefix (/anthropic/v1/messages,
+// /openai/v1/…, /mistral/v1/…, /gemini/v1beta/…), which wins over guessing.
+package llm
+
+import (
+	"errors"
+
+	"github.com/takumo/aegis/token"
+)
+
+// Provider names an upstream AI provider.
+type Provider string
+
+// The providers we route to.
+const (
+	Anthropic Provider = "anthropic"
+	OpenAI    Provider = "openai"
+	Mistral   Provider = "mistral"
+	Gemini    Provider = "gemini"
+)
+
+// Operation names an API operation; it selects the request and response
+// codec.
+type Operation string
+
+// The operations with their own codecs; OpGeneric tokenizes every string of
+// a JSON body and rehydrates every string of the response.
+const (
+	OpMessages              Operation = "messages"
+	OpCountTokens           Operation = "count_tokens"
+	OpChatCompletions       Operation = "chat_completions"
+	OpResponses             Operation = "responses"
+	OpGenerateContent       Operation = "generate_content"
+	OpStreamGenerateContent Operation = "stream_generate_content"
+	OpGeneric               Operation = "generic"
+)
+
+// Route is what a request path says.
+type Route struct {
+	Provider  Provider
+	Operation Operation
+	// Path is the path (with query) to send upstream: /v1/v1/messages and
+	// provider prefixes normalised away.
+	Path string
+	// Model and Stream come from the path where the path carries them
+	// (Gemini); otherwise the request body decides (RequestInfo).
+	Model  string
+	Stream bool
+}
+
+// Header is the read side of a header map (http.Header, or ext_proc's).
+type Header interface {
+	Get(name string) string
+}
+
+// ErrNoRoute means the path is not an API we proxy (404).
+var ErrNoRoute = errors.New("llm: no such route")
+
+// RequestError is a request body we cannot accept (400). Msg is safe to
+// show to the client: it never contains body content.
+type RequestError struct {
+	Msg string
+}
+
+func (e *RequestError) Error() string { return "llm: " + e.Msg }
+
+// RequestInfo is what the body of a request says about it.
+type RequestInfo struct {
+	// Provider is the route's provider, refined by the model where a path is
+	// shared (a mistral-… model on /v1/chat/completions is Mistral).
+	Provider Provider
+	Model    string
+	Stream   bool
+	// Session is a session id found in the body (Anthropic metadata.user_id
+	// session part, OpenAI prompt_cache_key or user), "" if none.
+	Session string
+	// PreviousResponseID is OpenAI Responses' previous_response_id.
+	PreviousResponseID string
+}
+
+// Detection is a token.Detection placed in the request: Field is the JSON
+// path of the string it was found in (messages[2].content[0].text), Line
+// the 1-based line within that string's decoded value. Offsets are within
+// the decoded value. It never holds the value.
+type Detection struct {
+	token.Detection
+	Field string
+	Line  int
+}
+
+// ResponseRewriter puts values back into one response body.
+type ResponseRewriter interface {
+	// Write takes the next chunk of the response body (content-encoding
+	// identity) and returns the bytes to send downstream now; eos marks the
+	// last chunk, after which everything held back has been returned.
+	Write(chunk []byte, eos bool) ([]byte, error)
+	// Stats counts tokens replaced and unknown tokens left.
+	Stats() token.Stats
+}
