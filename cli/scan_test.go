@@ -502,3 +502,27 @@ func TestScanLargeOneLineFile(t *testing.T) {
 		})
 	}
 }
+
+// TestScanDeeplyNestedJSON: scanning never parses JSON, so nesting depth
+// costs nothing; a secret 200,000 levels deep is found at its exact offset.
+func TestScanDeeplyNestedJSON(t *testing.T) {
+	const depth = 200_000
+	open := strings.Repeat(`{"a":[`, depth)
+	body := open + `{"aws_access_key_id": "` + awsKey1 + `"}` + strings.Repeat("]}", depth) + "\n"
+	path := filepath.Join(t.TempDir(), "nested.json")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "scan", "--format", "json", path)
+	if r.code != ExitFindings {
+		t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	var rep jsonReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(body, awsKey1)
+	if len(rep.Findings) != 1 || rep.Findings[0].Start != start || rep.Findings[0].End != start+len(awsKey1) {
+		t.Fatalf("findings %+v, want one at %d", rep.Findings, start)
+	}
+}
