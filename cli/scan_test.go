@@ -522,7 +522,7 @@ func TestScanDeeplyNestedJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := strings.Index(body, awsKey1)
-	if len(rep.Findings) != 1 || rep.Findings[0].Start != start || rep.Findings[0].End != start+len(awsKey1) {
+	if len(rep.Findings) != 1 || rep.Findings[0].Start != int64(start) || rep.Findings[0].End != int64(start+len(awsKey1)) {
 		t.Fatalf("findings %+v, want one at %d", rep.Findings, start)
 	}
 }
