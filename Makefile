@@ -27,8 +27,9 @@ run: build ## build, then scan demo/ (it holds fabricated secrets, so findings a
 	./$(BIN)/takumo-aegis scan demo || [ $$? -eq 1 ]
 
 .PHONY: test
-test: ## run the tests
-	$(GO) test ./...
+test: ## run the tests with the race detector, and every benchmark once so they keep compiling
+	$(GO) test -race ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 .PHONY: check
 check: vet lint test-race fmt-check tidy-check generate-check ## everything a change must pass
