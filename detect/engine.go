@@ -176,7 +176,11 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(keywords) > 0 {
-		m, err := newKeywordMatcher(keywords)
+		kwCase := make([]bool, len(keywords))
+		for i, ex := range e.kwExact {
+			kwCase[i] = ex != ""
+		}
+		m, err := newKeywordMatcher(keywords, kwCase)
 		if err != nil {
 			return nil, fmt.Errorf("keyword automaton: %w", err)
 		}

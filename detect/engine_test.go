@@ -52,7 +52,7 @@ func TestEngineWindows(t *testing.T) {
 }
 
 func TestKeywordMatcher(t *testing.T) {
-	m, err := newKeywordMatcher([]string{"he", "she", "his", "hers", "HERS"})
+	m, err := newKeywordMatcher([]string{"he", "she", "his", "hers", "HERS"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,24 +113,39 @@ func FuzzKeywordMatcher(f *testing.F) {
 		if len(kws) == 0 {
 			return
 		}
-		m, err := newKeywordMatcher(kws)
-		if err != nil {
-			t.Skip(err) // more than 255 distinct bytes cannot happen with 40 short keywords
+		// Every other keyword is case-sensitive: the matcher must report at
+		// least its exact-case occurrences, and exactly the case-insensitive
+		// occurrences of the others.
+		cs := make([]bool, len(kws))
+		for i := range cs {
+			cs[i] = i%2 == 1
 		}
-		got := m.scan([]byte(in), nil)
-		want := naiveHits(kws, []byte(in))
-		if len(got) != len(want) {
-			t.Fatalf("got %d hits, want %d", len(got), len(want))
-		}
-		prev := -1
-		for _, h := range got {
-			if !want[h] {
-				t.Fatalf("unexpected hit %v", h)
+		for _, flags := range [][]bool{nil, cs} {
+			m, err := newKeywordMatcher(kws, flags)
+			if err != nil {
+				t.Skip(err) // more than 255 distinct bytes cannot happen with 40 short keywords
 			}
-			if s := h.end - len(kws[h.kw]); s < prev {
-				t.Fatalf("hits not ordered by start")
-			} else {
-				prev = s
+			got := m.scan([]byte(in), nil)
+			want := naiveHits(kws, []byte(in))
+			gotSet := map[hit]bool{}
+			prev := -1
+			for _, h := range got {
+				if !want[h] {
+					t.Fatalf("unexpected hit %v", h)
+				}
+				gotSet[h] = true
+				if s := h.end - len(kws[h.kw]); s < prev {
+					t.Fatalf("hits not ordered by start")
+				} else {
+					prev = s
+				}
+			}
+			for h := range want {
+				kw := kws[h.kw]
+				exact := string([]byte(in)[h.end-len(kw):h.end]) == kw
+				if !gotSet[h] && (flags == nil || !flags[h.kw] || exact) {
+					t.Fatalf("missed hit %v of %q (flags %v)", h, kw, flags != nil)
+				}
 			}
 		}
 	})

@@ -37,8 +37,12 @@ func foldByte(b byte) byte {
 	return b
 }
 
-// newKeywordMatcher builds the matcher. Keyword i reports id i.
-func newKeywordMatcher(keywords []string) (*keywordMatcher, error) {
+// newKeywordMatcher builds the matcher. Keyword i reports id i. Keywords
+// whose caseSensitive entry is true (the slice may be nil) still report
+// case-insensitive occurrences (the caller checks the exact bytes), but the
+// trigram filter lets only their exact case through, so a case-sensitive
+// "ODE" does not stop the scan at every "code" and "node".
+func newKeywordMatcher(keywords []string, caseSensitive []bool) (*keywordMatcher, error) {
 	if len(keywords) == 0 {
 		return nil, errors.New("no keywords")
 	}
@@ -72,13 +76,44 @@ func newKeywordMatcher(keywords []string) (*keywordMatcher, error) {
 		return nil, errors.New("keywords too long for the trie's int32 states")
 	}
 	for b := 0; b < 256; b++ {
-		c := classOf[foldByte(byte(b))]
-		m.classes[b] = c
-		if n <= 64 || c == 0 {
-			m.code[b] = c
-		} else {
-			m.code[b] = c%63 + 1
+		m.classes[b] = classOf[foldByte(byte(b))]
+	}
+
+	// Trigram codes: one per folded keyword byte, plus one per upper-case
+	// letter that begins a case-sensitive keyword, so that the filter can
+	// tell "ODE" from "ode". More than 63 codes share by modulo, which only
+	// costs false candidates.
+	var distinct [256]bool // upper-case letters with a code of their own
+	for i, kw := range keywords {
+		if i < len(caseSensitive) && caseSensitive[i] {
+			for j := 0; j < len(kw) && j < 3; j++ {
+				if 'A' <= kw[j] && kw[j] <= 'Z' {
+					distinct[kw[j]] = true
+				}
+			}
 		}
+	}
+	var codeOf [256]int
+	nc := 1
+	for b := 0; b < 256; b++ {
+		switch {
+		case distinct[b]:
+			codeOf[b] = nc
+			nc++
+		case used[foldByte(byte(b))] && foldByte(byte(b)) == byte(b):
+			codeOf[b] = nc
+			nc++
+		}
+	}
+	for b := 0; b < 256; b++ {
+		c := codeOf[b]
+		if c == 0 && !distinct[b] {
+			c = codeOf[foldByte(byte(b))]
+		}
+		if c > 63 {
+			c = (c-1)%63 + 1
+		}
+		m.code[b] = uint8(c) //nolint:gosec // G115: at most 63 here
 	}
 
 	// Trie over classes; state numbers are premultiplied by n.
@@ -111,11 +146,26 @@ func newKeywordMatcher(keywords []string) (*keywordMatcher, error) {
 	// Trigram bitmap.
 	m.bits = make([]uint64, 1<<trigramBits/64)
 	const all = 64
-	for _, kw := range keywords {
+	for i, kw := range keywords {
+		cs := i < len(caseSensitive) && caseSensitive[i]
 		var codes [3][]uint8
 		for j := 0; j < 3; j++ {
 			if j < len(kw) {
-				codes[j] = []uint8{m.code[kw[j]]}
+				b := kw[j]
+				if cs {
+					codes[j] = []uint8{m.code[b]}
+					continue
+				}
+				// Either case of a letter must pass for a case-insensitive
+				// keyword.
+				lo, up := foldByte(b), b
+				if 'a' <= lo && lo <= 'z' {
+					up = lo - 'a' + 'A'
+				}
+				codes[j] = []uint8{m.code[lo]}
+				if m.code[up] != m.code[lo] {
+					codes[j] = append(codes[j], m.code[up])
+				}
 				continue
 			}
 			for c := 0; c < all; c++ {
