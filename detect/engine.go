@@ -44,7 +44,8 @@ type Engine struct {
 type compiledRule struct {
 	Rule
 	re     *regexp.Regexp
-	bound  boundary // checked on the byte before each match (see prefix.go)
+	anch   *regexp.Regexp // Anchored rules: the pattern anchored with ^
+	bound  boundary       // checked on the byte before each match (see prefix.go)
 	group  int
 	before int
 	maxLen int
@@ -130,6 +131,22 @@ func New(opts Options) (*Engine, error) {
 				return
 			}
 			c.re, c.bound = re, bound
+			if r.Anchored {
+				// Anchor the pattern without its leading boundary, which
+				// is checked in Go on the byte before the hit.
+				src := r.Pattern
+				if b := leadingBoundaryOf(src); b.kind != boundaryNone {
+					if rest, ok := cutLeadingGroup(src); ok {
+						src, c.bound = rest, b
+					}
+				}
+				anch, err := regexp.Compile(`^(?:` + src + `)`)
+				if err != nil || anch.NumSubexp() != re.NumSubexp() {
+					errs = append(errs, fmt.Errorf("rule %q: cannot anchor the pattern", r.ID))
+					return
+				}
+				c.anch = anch
+			}
 		}
 		if !custom && len(r.Keywords) == 0 {
 			errs = append(errs, fmt.Errorf("rule %q: built-in rules need keywords", r.ID))
@@ -232,6 +249,28 @@ func (e *Engine) AppendDetect(dst []Finding, input []byte) []Finding {
 		switch {
 		case r.custom:
 			e.matchRegion(sc, ri, input, 0, len(input))
+		case r.anch != nil:
+			last := -1
+			for _, h := range hs {
+				start := h.end - e.kw.lens[h.kw]
+				if start <= last || !r.bound.ok(input, start) {
+					continue // inside the previous match, or mid-word
+				}
+				if end := e.matchAnchored(sc, ri, input, start); end > 0 {
+					last = end - 1
+				}
+			}
+		case r.anch != nil:
+			last := -1
+			for _, h := range hs {
+				start := h.end - e.kw.lens[h.kw]
+				if start <= last || !r.bound.ok(input, start) {
+					continue // inside the previous match, or mid-word
+				}
+				if end := e.matchAnchored(sc, ri, input, start); end > 0 {
+					last = end - 1
+				}
+			}
 		case r.Find != nil:
 			for _, h := range hs {
 				start := h.end - e.kw.lens[h.kw]
@@ -300,6 +339,26 @@ func (e *Engine) matchRegion(sc *scratch, ri int32, input []byte, lo, hi int) {
 		}
 		e.candidate(sc, ri, input, lo+s, lo+en)
 	}
+}
+
+// matchAnchored tries rule ri's anchored pattern at start and returns the
+// end of the match (0 if none). The window grows like matchRegion's when the
+// match reaches its edge.
+func (e *Engine) matchAnchored(sc *scratch, ri int32, input []byte, start int) int {
+	r := &e.rules[ri]
+	hi := min(len(input), start+r.maxLen)
+	m := r.anch.FindSubmatchIndex(input[start:hi])
+	for m != nil && start+m[1] == hi && hi < len(input) && hi-start < maxWindow {
+		hi = min(len(input), start+2*(hi-start))
+		m = r.anch.FindSubmatchIndex(input[start:hi])
+	}
+	if m == nil {
+		return 0
+	}
+	if s, en := m[2*r.group], m[2*r.group+1]; s >= 0 && s < en {
+		e.candidate(sc, ri, input, start+s, start+en)
+	}
+	return start + m[1]
 }
 
 // candidate validates a span and records it.

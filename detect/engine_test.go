@@ -174,3 +174,32 @@ func TestMatchAtWindowEdgeGrows(t *testing.T) {
 		t.Fatalf("got %v, want the whole %d-byte token", fs, len(tok))
 	}
 }
+
+func TestAnchoredRule(t *testing.T) {
+	r := rules.Rule{
+		ID: "anch", Category: rules.TOKEN, Keywords: []string{"MTA", "NTA"}, CaseSensitive: true, Anchored: true,
+		Pattern: `(?:^|[^A-Za-z0-9])([MN][A-Za-z0-9]{10})(?:[^A-Za-z0-9]|$)`, SecretGroup: 1, MaxLen: 16,
+	}
+	e, err := New(Options{Rules: []rules.Rule{r}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ in, want string }{
+		{"t=MTAbcdefghi;", "MTAbcdefghi"},
+		{"xMTAbcdefghi ", ""}, // mid-word: the boundary before the hit fails
+		{"MTAbcdefgh ", ""},   // too short
+		{"MTAbcdefghij ", ""}, // too long: no boundary after the match
+		{"mtabcdefghi ", ""},  // case-sensitive keyword
+		{"a NTA12345678 b", "NTA12345678"},
+	}
+	for _, tc := range tests {
+		fs := e.Detect([]byte(tc.in))
+		got := ""
+		if len(fs) > 0 {
+			got = tc.in[fs[0].Start:fs[0].End]
+		}
+		if got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

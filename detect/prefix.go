@@ -162,3 +162,12 @@ func appendHighBytes(ranges []rune) []rune {
 	}
 	return ranges
 }
+
+// leadingBoundaryOf parses pattern and returns its leading boundary, if any.
+func leadingBoundaryOf(pattern string) boundary {
+	tree, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return boundary{}
+	}
+	return leadingBoundary(tree)
+}

@@ -19,6 +19,7 @@ func discord() []Rule {
 			Category:      TOKEN,
 			Keywords:      discordKeywords(),
 			CaseSensitive: true,
+			Anchored:      true,
 			Pattern:       `(?:^|[^A-Za-z0-9_-])([MNO][A-Za-z0-9_-]{22,26}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38})(?:[^A-Za-z0-9_.-]|$)`,
 			SecretGroup:   1,
 			MaxLen:        80,
