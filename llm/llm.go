@@ -64,6 +64,9 @@ type Route struct {
 	// (Gemini); otherwise the request body decides (RequestInfo).
 	Model  string
 	Stream bool
+	// Explicit is set when the path named the provider (/openai/v1/…): the
+	// body's model then does not change it.
+	Explicit bool
 }
 
 // Header is the read side of a header map (http.Header, or ext_proc's).

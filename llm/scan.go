@@ -1,0 +1,349 @@
+package llm
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// maxDepth bounds the nesting of a request body.
+const maxDepth = 256
+
+// plain marks the ASCII bytes a JSON string may hold as they are.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// ws marks JSON whitespace.
+var ws = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+func reqErr(format string, args ...any) *RequestError {
+	return &RequestError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// scanString validates the JSON string whose opening quote is at src[i]
+// and returns the offset of its closing quote and whether its body holds
+// escapes. Messages name offsets only, never content.
+func scanString(src []byte, i int) (end int, esc bool, err error) {
+	i++ // opening quote
+	n := len(src)
+	for i < n {
+		c := src[i]
+		if plain[c] {
+			i++
+			continue
+		}
+		switch {
+		case c == '"':
+			return i, esc, nil
+		case c == '\\':
+			esc = true
+			if i+1 >= n {
+				return 0, false, reqErr("unterminated string at byte offset %d", i)
+			}
+			switch src[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > n || !isHex(src[i+2]) || !isHex(src[i+3]) || !isHex(src[i+4]) || !isHex(src[i+5]) {
+					return 0, false, reqErr("invalid \\u escape in a JSON string at byte offset %d", i)
+				}
+				i += 6
+			default:
+				return 0, false, reqErr("invalid escape in a JSON string at byte offset %d", i)
+			}
+		case c < 0x20:
+			return 0, false, reqErr("control character in a JSON string at byte offset %d", i)
+		default:
+			// Multi-byte UTF-8: validate it.
+			r, size := utf8.DecodeRune(src[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return 0, false, reqErr("invalid UTF-8 in a JSON string at byte offset %d", i)
+			}
+			i += size
+		}
+	}
+	return 0, false, reqErr("unterminated string at byte offset %d", n)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// scanNumber validates the JSON number at src[i] and returns its end.
+func scanNumber(src []byte, i int) (int, error) {
+	start := i
+	n := len(src)
+	if i < n && src[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && src[i] == '0':
+		i++
+	case i < n && '1' <= src[i] && src[i] <= '9':
+		for i < n && '0' <= src[i] && src[i] <= '9' {
+			i++
+		}
+	default:
+		return 0, reqErr("invalid value at byte offset %d", start)
+	}
+	if i < n && src[i] == '.' {
+		i++
+		d := i
+		for i < n && '0' <= src[i] && src[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, reqErr("invalid number at byte offset %d", start)
+		}
+	}
+	if i < n && (src[i] == 'e' || src[i] == 'E') {
+		i++
+		if i < n && (src[i] == '+' || src[i] == '-') {
+			i++
+		}
+		d := i
+		for i < n && '0' <= src[i] && src[i] <= '9' {
+			i++
+		}
+		if i == d {
+			return 0, reqErr("invalid number at byte offset %d", start)
+		}
+	}
+	return i, nil
+}
+
+// scanLiteral checks for true, false or null at src[i].
+func scanLiteral(src []byte, i int) (int, error) {
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if len(src)-i >= len(lit) && string(src[i:i+len(lit)]) == lit {
+			return i + len(lit), nil
+		}
+	}
+	return 0, reqErr("invalid value at byte offset %d", i)
+}
+
+func skipWS(src []byte, i int) int {
+	for i < len(src) && ws[src[i]] {
+		i++
+	}
+	return i
+}
+
+// appendDecoded appends the decoded value of the (valid) JSON string body
+// raw to dst. When idx is not nil, it appends for every decoded byte the
+// offset in raw of the byte or escape it came from, and finally len(raw).
+func appendDecoded(dst []byte, idx []int, raw []byte, withIdx bool) ([]byte, []int) {
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			if withIdx {
+				idx = append(idx, i)
+			}
+			i++
+			continue
+		}
+		start := i
+		var r rune
+		switch raw[i+1] {
+		case 'b':
+			r = '\b'
+		case 'f':
+			r = '\f'
+		case 'n':
+			r = '\n'
+		case 'r':
+			r = '\r'
+		case 't':
+			r = '\t'
+		case 'u':
+			r = rune(hex4(raw[i+2:]))
+			i += 4
+			if r >= 0xD800 && r < 0xDC00 && i+8 <= len(raw) && raw[i+2] == '\\' && raw[i+3] == 'u' {
+				lo := rune(hex4(raw[i+4:]))
+				if lo >= 0xDC00 && lo < 0xE000 {
+					r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+					i += 6
+				}
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				r = utf8.RuneError
+			}
+		default: // " \ /
+			r = rune(raw[i+1])
+		}
+		i += 2
+		n := len(dst)
+		dst = utf8.AppendRune(dst, r)
+		if withIdx {
+			for range len(dst) - n {
+				idx = append(idx, start)
+			}
+		}
+	}
+	if withIdx {
+		idx = append(idx, len(raw))
+	}
+	return dst, idx
+}
+
+func hex4(b []byte) uint16 {
+	var v uint16
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		v = v<<4 | uint16(c)
+	}
+	return v
+}
+
+// skipValue skips the JSON value at src[i] (after whitespace) without
+// validating more than it needs to find its end; it returns -1 on anything
+// malformed. It is for look-ahead in input already validated or in
+// responses, where a failure only means "not found".
+func skipValue(src []byte, i int) int {
+	i = skipWS(src, i)
+	if i >= len(src) {
+		return -1
+	}
+	switch src[i] {
+	case '"':
+		return skipString(src, i)
+	case '{', '[':
+		depth := 0
+		for i < len(src) {
+			switch src[i] {
+			case '"':
+				i = skipString(src, i)
+				if i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	default:
+		for i < len(src) {
+			switch src[i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the offset just past the string starting at src[i].
+func skipString(src []byte, i int) int {
+	i++
+	for i < len(src) {
+		switch src[i] {
+		case '"':
+			return i + 1
+		case '\\':
+			i += 2
+		default:
+			i++
+		}
+	}
+	return -1
+}
+
+// members calls f for each member of the object at src[i] with the raw key
+// body and the span of the value, until f returns false. It returns false if
+// the object is malformed.
+func members(src []byte, i int, f func(key []byte, vs, ve int) bool) bool {
+	i = skipWS(src, i)
+	if i >= len(src) || src[i] != '{' {
+		return false
+	}
+	i = skipWS(src, i+1)
+	if i < len(src) && src[i] == '}' {
+		return true
+	}
+	for i < len(src) {
+		if src[i] != '"' {
+			return false
+		}
+		ke := skipString(src, i)
+		if ke < 0 {
+			return false
+		}
+		key := src[i+1 : ke-1]
+		i = skipWS(src, ke)
+		if i >= len(src) || src[i] != ':' {
+			return false
+		}
+		vs := skipWS(src, i+1)
+		ve := skipValue(src, vs)
+		if ve < 0 {
+			return false
+		}
+		if !f(key, vs, ve) {
+			return true
+		}
+		i = skipWS(src, ve)
+		if i >= len(src) {
+			return false
+		}
+		if src[i] == '}' {
+			return true
+		}
+		if src[i] != ',' {
+			return false
+		}
+		i = skipWS(src, i+1)
+	}
+	return false
+}
+
+// elements calls f for each element of the array at src[i].
+func elements(src []byte, i int, f func(k, vs, ve int) bool) bool {
+	i = skipWS(src, i)
+	if i >= len(src) || src[i] != '[' {
+		return false
+	}
+	i = skipWS(src, i+1)
+	if i < len(src) && src[i] == ']' {
+		return true
+	}
+	for k := 0; i < len(src); k++ {
+		ve := skipValue(src, i)
+		if ve < 0 {
+			return false
+		}
+		if !f(k, i, ve) {
+			return true
+		}
+		i = skipWS(src, ve)
+		if i >= len(src) {
+			return false
+		}
+		if src[i] == ']' {
+			return true
+		}
+		if src[i] != ',' {
+			return false
+		}
+		i = skipWS(src, i+1)
+	}
+	return false
+}
