@@ -23,7 +23,7 @@ type keywordMatcher struct {
 	code     [256]uint8 // byte → 6-bit code (the class when there are ≤ 64)
 	nclasses int
 	bits     []uint64  // trigram bitmap, 1<<18 bits
-	trie     []int32   // state*nclasses+class → next state*nclasses, or -1
+	trie     []int32   // state*nclasses+class → next state*nclasses (| trieOut when it ends keywords), or -1
 	out      [][]int32 // state → ids of the keywords ending there
 	lens     []int     // keyword id → length
 }
@@ -139,8 +139,13 @@ func newKeywordMatcher(keywords []string, caseSensitive []bool) (*keywordMatcher
 		}
 		m.out[cur] = append(m.out[cur], int32(id))
 	}
-	if len(m.trie) > 1<<30 {
+	if len(m.trie) >= trieOut {
 		return nil, errors.New("keyword trie too large")
+	}
+	for i, t := range m.trie {
+		if t >= 0 && len(m.out[int(t)/n]) > 0 {
+			m.trie[i] = t | trieOut
+		}
 	}
 
 	// Trigram bitmap.
@@ -215,17 +220,23 @@ func (m *keywordMatcher) scan(input []byte, hits []hit) []hit {
 	return hits
 }
 
+// trieOut marks a trie transition into a state that ends keywords, so walk
+// divides by the class count only there.
+const trieOut = 1 << 30
+
 // walk appends the keywords that start at input[start].
 func (m *keywordMatcher) walk(input []byte, start int, hits []hit) []hit {
 	s := int32(0)
-	nc := int32(m.nclasses) //nolint:gosec // G115: at most 256, checked in newKeywordMatcher
 	for j := start; j < len(input); j++ {
 		s = m.trie[s+int32(m.classes[input[j]])]
 		if s < 0 {
 			break
 		}
-		for _, id := range m.out[s/nc] {
-			hits = append(hits, hit{kw: id, end: j + 1})
+		if s&trieOut != 0 {
+			s &^= trieOut
+			for _, id := range m.out[int(s)/m.nclasses] {
+				hits = append(hits, hit{kw: id, end: j + 1})
+			}
 		}
 	}
 	return hits
