@@ -1,0 +1,221 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/takumo/aegis/detect"
+	"github.com/takumo/aegis/token"
+)
+
+// DefaultMaxBodyBytes is the default request body limit (32 MiB).
+const DefaultMaxBodyBytes = 32 << 20
+
+// maxSessionIDLen bounds a session id taken from a header.
+const maxSessionIDLen = 256
+
+// Config configures a Server. KeyStore, ProviderKeys, Engine and OrgSecret
+// are required.
+type Config struct {
+	// KeyStore authenticates Takumo keys (MemKeys in standalone mode).
+	KeyStore KeyStore
+	// ProviderKeys hands out the provider key of an organisation.
+	ProviderKeys ProviderKeys
+	// Engine detects secrets.
+	Engine *detect.Engine
+	// Sessions holds the per-session vaults, keyed "org/session". Its
+	// NewKey must derive the key from the org and session the id names (as
+	// NewSessionStore below does). nil: NewServer makes one with the
+	// defaults, keyed with DeriveSessionKey(OrgSecret(org), org, session).
+	Sessions *token.SessionStore
+	// OrgSecret returns the organisation's token secret (at least
+	// token.MinOrgSecretLen bytes). Session keys and per-request vault keys
+	// are derived from it.
+	OrgSecret func(org string) []byte
+	// MaxBodyBytes bounds request bodies: as sent, decompressed and
+	// tokenized. 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Mode is the mode the gateway serves; "" means ModeTest.
+	Mode Mode
+	// Logger receives one JSON-able record per request (never a value or a
+	// key); nil discards.
+	Logger *slog.Logger
+	// MeterProvider and TracerProvider are the OpenTelemetry providers; nil
+	// means no-op.
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+}
+
+// NewSessionStore returns a session store for Config.Sessions whose ids
+// are "org/session" and whose keys are DeriveSessionKey(orgSecret(org), org,
+// session).
+func NewSessionStore(orgSecret func(org string) []byte, opts token.StoreOptions) (*token.SessionStore, error) {
+	opts.NewKey = func(id string) (token.Key, error) {
+		org, session, ok := strings.Cut(id, "/")
+		if !ok {
+			return token.Key{}, fmt.Errorf("extproc: session id without an org")
+		}
+		k := token.DeriveSessionKey(orgSecret(org), org, session)
+		if k.IsZero() {
+			return token.Key{}, ErrNoVault
+		}
+		return k, nil
+	}
+	s, err := token.NewSessionStore(opts)
+	if err != nil {
+		return nil, fmt.Errorf("extproc: session store: %w", err)
+	}
+	return s, nil
+}
+
+// Server is the ext_proc gRPC service. It is safe for concurrent use; each
+// stream gets its own processor.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	// immutable after NewServer
+	cfg       Config
+	tokenizer token.Tokenizer
+	log       *slog.Logger
+	ins       *instruments
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// NewServer checks cfg and returns a Server.
+func NewServer(cfg Config) (*Server, error) {
+	var errs []error
+	if cfg.KeyStore == nil {
+		errs = append(errs, errors.New("KeyStore is required"))
+	}
+	if cfg.ProviderKeys == nil {
+		errs = append(errs, errors.New("ProviderKeys is required"))
+	}
+	if cfg.Engine == nil {
+		errs = append(errs, errors.New("Engine is required"))
+	}
+	if cfg.OrgSecret == nil {
+		errs = append(errs, errors.New("OrgSecret is required"))
+	}
+	if cfg.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("MaxBodyBytes must not be negative"))
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeTest
+	case ModeTest, ModeLive:
+	default:
+		errs = append(errs, fmt.Errorf("mode %q: want test or live", cfg.Mode))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("extproc: config: %w", errors.Join(errs...))
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Sessions == nil {
+		st, err := NewSessionStore(cfg.OrgSecret, token.StoreOptions{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Sessions = st
+	}
+	if cfg.MeterProvider == nil {
+		cfg.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ins, err := newInstruments(cfg.MeterProvider, cfg.TracerProvider, cfg.Sessions.Len)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{cfg: cfg, tokenizer: token.Tokenizer{Engine: cfg.Engine}, log: log, ins: ins}, nil
+}
+
+// Close releases the server's metric callbacks. Streams in flight are not
+// affected; stop the gRPC server first.
+func (s *Server) Close() error { return s.ins.close() }
+
+// Register registers the service on g.
+func (s *Server) Register(g *grpc.Server) {
+	extprocv3.RegisterExternalProcessorServer(g, s)
+}
+
+// ServerOptions returns gRPC server options whose message size limits fit a
+// body of maxBody bytes (0: DefaultMaxBodyBytes) plus headroom for headers
+// and framing. Without them Go's 4 MiB default fails large bodies.
+func ServerOptions(maxBody int64) []grpc.ServerOption {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBodyBytes
+	}
+	// Tokens can be longer than the secrets they replace and headers ride
+	// along: allow a quarter more plus 1 MiB.
+	limit := maxBody + maxBody/4 + 1<<20
+	const maxInt = int64(^uint(0) >> 1)
+	if limit > maxInt || limit < 0 {
+		limit = maxInt
+	}
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(int(limit)), grpc.MaxSendMsgSize(int(limit))}
+}
+
+// Process serves one ext_proc stream (one HTTP exchange). It returns nil
+// only once the exchange is complete (an immediate response sent, or the
+// last response message answered); a stream that ends earlier gets a non-OK
+// status, so that Envoy never carries on without us.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	ctx := stream.Context()
+	p := s.newProcessor(ctx)
+	defer p.finish()
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				p.abort("client closed the stream")
+				return status.Error(codes.Aborted, "extproc: stream closed before the exchange was complete")
+			}
+			if status.Code(err) == codes.Canceled || errors.Is(err, context.Canceled) {
+				p.abort("stream canceled")
+				return status.Error(codes.Canceled, "extproc: stream canceled")
+			}
+			p.abort("receive failed")
+			return fmt.Errorf("extproc: receive: %w", err)
+		}
+		resp, err := p.handle(req)
+		if err != nil {
+			// A failure once the response has started (or a protocol
+			// violation): Envoy resets the stream.
+			p.abort(err.Error())
+			if _, ok := status.FromError(err); ok {
+				return err
+			}
+			return status.Error(codes.Internal, "extproc: processing failed")
+		}
+		if resp != nil {
+			if err := stream.Send(resp); err != nil {
+				p.abort("send failed")
+				return fmt.Errorf("extproc: send: %w", err)
+			}
+		}
+		if p.done {
+			return nil
+		}
+	}
+}
