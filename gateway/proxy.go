@@ -906,13 +906,14 @@ func (x *exchange) streamedResponse(hm headerMap, st int, body io.Reader) {
 	x.wg.Go(func() { readChunks(x.ctx, body, chunks) })
 
 	var queue []pending
+	readDone := false
 	var lastReply time.Time
 	var override time.Duration
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		in := chunks
-		if len(queue) >= maxInFlight {
+		if readDone || len(queue) >= maxInFlight {
 			in = nil // backpressure
 		}
 		var timeout <-chan time.Time
@@ -935,8 +936,9 @@ func (x *exchange) streamedResponse(hm headerMap, st int, body io.Reader) {
 		select {
 		case c, ok := <-in:
 			if !ok {
-				return
+				return // unreachable: the eos chunk stops reading
 			}
+			readDone = c.eos || c.err != nil
 			if c.err != nil {
 				if x.r.Context().Err() != nil {
 					return
