@@ -62,29 +62,29 @@ type processor struct {
 	logged          bool
 	respStreamedCfg bool // Envoy's configured response body mode is STREAMED
 
-	api        apiKind
-	method     string
-	id         Identity
-	route      llm.Route
-	info       llm.RequestInfo
-	hdrSession string
+	api         apiKind
+	method      string
+	id          Identity
+	route       llm.Route
+	info        llm.RequestInfo
+	hdrSession  string
 	reqEncoding string
 
 	vault    *token.Vault
 	ownVault bool // a per-request vault: cleared when the exchange ends
 
-	detections int
-	blocked    int
+	detections  int
+	blocked     int
 	sessionKind string
 
-	status      int  // final status the client gets
-	upstream    int  // provider status, 0 before response headers
-	upstreamErr bool // the provider answer becomes a 502
-	streamed    bool // response body in STREAMED mode
+	status       int  // final status the client gets
+	upstream     int  // provider status, 0 before response headers
+	upstreamErr  bool // the provider answer becomes a 502
+	streamed     bool // response body in STREAMED mode
 	respEncoding string
-	rw          llm.ResponseRewriter
-	bodyDone    bool // the BUFFERED response body has been answered
-	errCode     string
+	rw           llm.ResponseRewriter
+	bodyDone     bool // the BUFFERED response body has been answered
+	errCode      string
 }
 
 func (s *Server) newProcessor(ctx context.Context) *processor {
