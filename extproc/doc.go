@@ -51,5 +51,79 @@
 //
 // ext_proc always overwrites the identity headers above, so a client cannot
 // forge them. The data plane removes every x-takumo-* header (the client's
-// X-Takumo-Session included) before the request goes upstream.
+// X-Takumo-Session included) before the request goes upstream; the
+// request-body reply also lists x-takumo-session in remove_headers, and
+// content-encoding when the body was decompressed.
+//
+// # What the data plane must be configured with
+//
+// request_header_mode SEND, request_body_mode BUFFERED, response_header_mode
+// SEND, response_body_mode BUFFERED (or STREAMED), allow_mode_override true,
+// send_body_without_waiting_for_header_response false, failure_mode_allow
+// false, receiving namespace "takumo.aegis", a message_timeout of seconds
+// (not Envoy's 200 ms default), and gRPC message limits from ServerOptions.
+// A first message whose protocol_config says otherwise for the request
+// body is refused with FailedPrecondition: secrets must never pass because
+// of a configuration slip.
+//
+// # Decisions
+//
+// Authentication (auth.go): the key comes from Authorization: Bearer or
+// x-api-key (both may be sent if equal). Shape, mode and whitespace are
+// checked before the key store is asked, so the 401 message names the
+// mistake. A key store that fails for any other reason than an unknown key
+// gives 503 (fail closed). Proxying, /v1/tokenize and /v1/detect need the
+// shield:write scope (403); the policy package will take this over.
+//
+// Sessions (DESIGN §4): X-Takumo-Session, else X-Claude-Code-Session-Id,
+// else the session hint of the body (llm.RequestInfo.Session), else a vault
+// for the request alone, keyed DeriveSessionKey(org secret, org,
+// "request "+request id) and cleared when the exchange ends. Session vaults
+// live in Config.Sessions under "org/session". A session id over 256 bytes
+// is a 400. OpenAI Responses' previous_response_id does not select a session
+// by itself: a tool that chains responses must send a session header.
+//
+// Request bodies: a declared content-length over MaxBodyBytes, an
+// unsupported content-encoding (anything but identity, gzip, deflate) and a
+// non-JSON content-type are refused at the headers; the body is refused if
+// over the limit as sent, when decompressed (the decompressor stops at the
+// limit, so a gzip bomb costs at most the limit in memory), or after
+// tokenization. ErrVaultFull is a 503 and nothing is forwarded. Any
+// detection with the block action is a 403 listing rule, category, field
+// and line. An organisation without a key for the provider gets 403
+// FORBIDDEN (a configuration fault no retry fixes).
+//
+// /v1/tokenize answers {"content", "detections": [{type, category, line,
+// column, length, token}]} using the session vault when a session header is
+// sent; a block detection makes it a 403 as for proxying. /v1/detect
+// answers {"detections": [{type, category, action, line, column, length}]}.
+// GET /v1/health answers {"status":"ok"} without a key.
+//
+// Provider errors (DESIGN §6): these statuses reach the tool as they are,
+// body rehydrated, when the body is JSON: 400, 404, 408, 409, 413, 422, 429,
+// 500, 503, 504, 529 (the SDKs type them and retry 408/409/429/5xx with the
+// provider's own retry headers). A 429 always passes, JSON or not (it may
+// be the data plane's rate-limit reply); when it lacks Retry-After but has
+// x-ratelimit-reset, Retry-After is added. Every other error status (401
+// and 403 mean the organisation's provider key was refused, which the tool's
+// own key cannot fix; 402, 405, 501, 502, …) and any error body that is not
+// JSON (an HTML page from a load balancer) become 502 BAD_GATEWAY: the
+// message names the provider's status and error.upstream carries its JSON
+// body, rehydrated (omitted when it was not JSON).
+//
+// Responses: event streams (2xx text/event-stream) switch to STREAMED; each
+// chunk gets exactly one reply with a body mutation (empty while holding
+// back). A compressed event stream cannot be rewritten and becomes a 502;
+// a compressed BUFFERED body is decoded and content-encoding removed. A
+// STREAMED response that ends with trailers while bytes are held back is
+// reset (DataLoss) rather than truncated.
+//
+// Telemetry: one slog record per exchange (request_id, method, provider,
+// model, status, upstream_status, org, key_id, detection counts, duration;
+// never a value, a key or body content), OTel metrics
+// aegis_requests_total{status,provider}, aegis_request_duration_seconds,
+// aegis_secrets_detected_total{category,action},
+// aegis_vault_entries{scope}, aegis_upstream_errors_total{provider,status},
+// aegis_concurrent_sessions, and a span per exchange with a child span per
+// phase.
 package extproc

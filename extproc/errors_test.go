@@ -262,6 +262,28 @@ func TestUpstreamErrors(t *testing.T) {
 		}
 		ex.closeOK()
 	})
+	t.Run("data plane 429 gets Retry-After", func(t *testing.T) {
+		h := newHarness(t)
+		ex, _ := upstreamExchange(t, h)
+		r := ex.roundTrip(respHeaders(true, ":status", "429", "x-envoy-ratelimited", "true", "x-ratelimit-reset", "12"))
+		hm := r.GetResponseHeaders().GetResponse().GetHeaderMutation()
+		if v, _ := headerOf(hm, "retry-after"); v != "12" {
+			t.Errorf("retry-after = %q, want 12 (mutation %v)", v, hm)
+		}
+		ex.closeOK()
+	})
+	t.Run("text 429 passes", func(t *testing.T) {
+		h := newHarness(t)
+		ex, _ := upstreamExchange(t, h)
+		if r := ex.roundTrip(respHeaders(false, ":status", "429", "content-type", "text/plain")); r.GetResponseHeaders() == nil {
+			t.Fatalf("got %v", r)
+		}
+		r := ex.roundTrip(respBody([]byte("Too Many Requests"), true))
+		if got := r.GetResponseBody().GetResponse().GetBodyMutation().GetBody(); string(got) != "Too Many Requests" {
+			t.Errorf("body = %q", got)
+		}
+		ex.closeOK()
+	})
 	t.Run("529 overloaded passes", func(t *testing.T) {
 		h := newHarness(t)
 		ex, _ := upstreamExchange(t, h)

@@ -607,7 +607,9 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 	if st >= 400 || st < 100 {
 		p.s.ins.upstreamErrors.Add(p.ctx, 1, metric.WithAttributes(
 			attribute.String("provider", string(p.info.Provider)), statusAttr(st)))
-		if !passThroughStatus(st) || (!isJSON(mt) && !eos) {
+		// 429 always passes, whatever its body: it may be the data
+		// plane's own rate-limit reply, and SDKs must see it to back off.
+		if st != 429 && (!passThroughStatus(st) || (!isJSON(mt) && !eos)) {
 			p.upstreamErr = true
 		}
 	}
@@ -625,6 +627,15 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 	}
 
 	set := []*corev3.HeaderValueOption{setHeader(headerRequestID, p.requestID)}
+	if st == 429 && hd.Get("retry-after") == "" {
+		// A rate-limit reply from Envoy before the v1.40 API carries
+		// x-ratelimit-reset but no Retry-After (extproc-anchors §4.2).
+		if reset := hd.Get("x-ratelimit-reset"); reset != "" {
+			if n, err := strconv.Atoi(reset); err == nil && n >= 0 {
+				set = append(set, setHeader("retry-after", strconv.Itoa(max(n, 1))))
+			}
+		}
+	}
 	if eos {
 		p.done = true
 		return responseHeadersReply(&extprocv3.HeaderMutation{SetHeaders: set}, nil)
