@@ -164,13 +164,17 @@ func (r errorReply) body(requestID string) []byte {
 
 // immediate builds an ImmediateResponse with a JSON body.
 func immediate(status int, body []byte, requestID, details string, extra ...*corev3.HeaderValueOption) *extprocv3.ProcessingResponse {
+	if status < 200 || status > 599 {
+		// Envoy turns a status below 200 into 200: never let that happen.
+		status = 500
+	}
 	set := append([]*corev3.HeaderValueOption{
 		setHeader("content-type", "application/json"),
 		setHeader(headerRequestID, requestID),
 	}, extra...)
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{
 		ImmediateResponse: &extprocv3.ImmediateResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(status)},
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(int32(status))},
 			Headers: &extprocv3.HeaderMutation{SetHeaders: set},
 			Body:    body,
 			Details: details,

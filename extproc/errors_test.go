@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"io"
 	"runtime"
 	"strconv"
@@ -401,7 +402,7 @@ func TestProtocolViolations(t *testing.T) {
 		r.ProtocolConfig = &extprocv3.ProtocolConfiguration{}
 		ex.first = false
 		ex.send(r)
-		if _, err := ex.stream.Recv(); err == nil || err == io.EOF {
+		if _, err := ex.stream.Recv(); err == nil || errors.Is(err, io.EOF) {
 			t.Fatalf("got %v, want a non-OK status", err)
 		} else if statusCode(err) != "FailedPrecondition" {
 			t.Errorf("status %s", statusCode(err))
@@ -412,7 +413,7 @@ func TestProtocolViolations(t *testing.T) {
 		ex := h.open(t)
 		ex.roundTrip(postHeaders("/v1/messages", chatBodyAnthropic, "x-api-key", testKey))
 		ex.send(respHeaders(false, ":status", "200"))
-		if _, err := ex.stream.Recv(); err == nil || err == io.EOF {
+		if _, err := ex.stream.Recv(); err == nil || errors.Is(err, io.EOF) {
 			t.Fatalf("got %v, want a non-OK status", err)
 		}
 	})
@@ -423,7 +424,7 @@ func TestProtocolViolations(t *testing.T) {
 		half := toks[0][:12]
 		ex.roundTrip(respBody([]byte("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\""+half), false))
 		ex.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseTrailers{ResponseTrailers: &extprocv3.HttpTrailers{}}})
-		if _, err := ex.stream.Recv(); err == nil || err == io.EOF {
+		if _, err := ex.stream.Recv(); err == nil || errors.Is(err, io.EOF) {
 			t.Fatalf("got %v, want a reset", err)
 		}
 	})

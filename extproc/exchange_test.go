@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -405,5 +406,81 @@ func TestGzipRequest(t *testing.T) {
 	}
 	if !contains(br.GetHeaderMutation().GetRemoveHeaders(), "content-encoding") {
 		t.Error("content-encoding not removed")
+	}
+}
+
+// TestConcurrentExchanges: many streams at once, sharing one session
+// vault, each get the session's tokens and their values back.
+func TestConcurrentExchanges(t *testing.T) {
+	h := newHarness(t)
+	const n = 16
+	errs := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ex := h.open(t)
+			body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":` + jsonString(prose) + `}]}`)
+			session := "shared"
+			if i%2 == 1 {
+				session = ""
+			}
+			// step sends one message and returns the reply.
+			step := func(m *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, bool) {
+				if err := ex.stream.Send(m); err != nil {
+					errs <- err.Error()
+					return nil, false
+				}
+				r, err := ex.stream.Recv()
+				if err != nil {
+					errs <- err.Error()
+					return nil, false
+				}
+				return r, true
+			}
+			if _, ok := step(postHeaders("/v1/chat/completions", body, "x-api-key", testKey, "x-takumo-session", session)); !ok {
+				return
+			}
+			r, ok := step(reqBody(body))
+			if !ok {
+				return
+			}
+			reply := []byte(openAIResponse(strings.Join(tokensIn(r.GetRequestBody().GetResponse().GetBodyMutation().GetBody()), " ")))
+			if _, ok := step(respHeaders(false, ":status", "200", "content-type", "application/json")); !ok {
+				return
+			}
+			if r, ok = step(respBody(reply, true)); !ok {
+				return
+			}
+			out := r.GetResponseBody().GetResponse().GetBodyMutation().GetBody()
+			var v struct {
+				Choices []struct {
+					Message struct{ Content string } `json:"message"`
+				} `json:"choices"`
+			}
+			if err := json.Unmarshal(out, &v); err != nil || v.Choices[0].Message.Content != strings.Join(plantedInOrder, " ") {
+				errs <- "stream " + strconv.Itoa(i) + ": wrong rehydration: " + string(out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+// TestClientGoneMidStream: the data plane cancels the stream while the
+// response streams; Process returns (goleak in TestMain checks nothing is
+// left behind) with a non-OK status.
+func TestClientGoneMidStream(t *testing.T) {
+	h := newHarness(t)
+	ex, _ := upstreamExchange(t, h)
+	ex.roundTrip(respHeaders(false, ":status", "200", "content-type", "text/event-stream"))
+	ex.roundTrip(respBody([]byte("event: ping\ndata: {\"type\": \"ping\"}\n\n"), false))
+	ex.cancel()
+	if err := ex.end(); err == nil {
+		t.Fatal("canceled stream ended OK")
 	}
 }

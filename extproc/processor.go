@@ -59,7 +59,6 @@ type processor struct {
 	// owned by the stream goroutine
 	stage           stage
 	done            bool // the exchange is complete: Process may return OK
-	logged          bool
 	respStreamedCfg bool // Envoy's configured response body mode is STREAMED
 
 	api         apiKind

@@ -99,19 +99,19 @@ var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 func NewServer(cfg Config) (*Server, error) {
 	var errs []error
 	if cfg.KeyStore == nil {
-		errs = append(errs, errors.New("KeyStore is required"))
+		errs = append(errs, errors.New("a KeyStore is required"))
 	}
 	if cfg.ProviderKeys == nil {
-		errs = append(errs, errors.New("ProviderKeys is required"))
+		errs = append(errs, errors.New("a ProviderKeys is required"))
 	}
 	if cfg.Engine == nil {
-		errs = append(errs, errors.New("Engine is required"))
+		errs = append(errs, errors.New("an Engine is required"))
 	}
 	if cfg.OrgSecret == nil {
-		errs = append(errs, errors.New("OrgSecret is required"))
+		errs = append(errs, errors.New("an OrgSecret func is required"))
 	}
 	if cfg.MaxBodyBytes < 0 {
-		errs = append(errs, errors.New("MaxBodyBytes must not be negative"))
+		errs = append(errs, errors.New("a negative MaxBodyBytes"))
 	}
 	switch cfg.Mode {
 	case "":
