@@ -17,12 +17,14 @@ type Request struct {
 	info  RequestInfo
 	strs  []strSpan
 	paths []pathNode
+	dec   []byte // decoded values of the strings with escapes
 }
 
 // strSpan is a string value of the body to tokenize: the body between its
 // quotes, src[start:end].
 type strSpan struct {
 	start, end int
+	ds, de     int   // decoded value in Request.dec, when esc
 	path       int32 // into Request.paths: where the string sits
 	mode       uint8
 	esc        bool // the body has backslash escapes
@@ -51,7 +53,7 @@ type pathNode struct {
 // The Request refers to body, which the caller must keep unchanged until it
 // is done with the Request.
 func ParseRequest(route Route, body []byte) (*Request, error) {
-	p := parser{src: body, recordInfo: true}
+	p := parser{src: body, recordInfo: true, dec: make([]byte, 0, len(body))}
 	root := rootNodeFor(route)
 	if err := p.document(root, true); err != nil {
 		return nil, err
@@ -67,7 +69,7 @@ func ParseRequest(route Route, body []byte) (*Request, error) {
 	if route.Provider == OpenAI && !route.Explicit && route.Operation == OpChatCompletions && isMistralModel(info.Model) {
 		info.Provider = Mistral
 	}
-	return &Request{route: route, body: body, info: info, strs: p.strs, paths: p.paths}, nil
+	return &Request{route: route, body: body, info: info, strs: p.strs, paths: p.paths, dec: p.dec}, nil
 }
 
 // Info returns what the body says about the request.
@@ -117,6 +119,7 @@ type parser struct {
 	strs       []strSpan
 	paths      []pathNode
 	stack      []frame
+	dec        []byte // decoded values of escaped strings to tokenize
 }
 
 // frame is one open container on the way to the current value.
@@ -163,11 +166,15 @@ func (p *parser) value(i int, n node, depth int) (int, error) {
 	case '[':
 		return p.array(i, n, depth+1)
 	case '"':
-		end, esc, err := scanString(src, i)
+		ds := len(p.dec)
+		end, esc, dec, err := scanString(src, i, p.dec, n != nSkip)
 		if err != nil {
 			return 0, err
 		}
-		p.leaf(n, i+1, end, esc)
+		p.dec = dec
+		if !p.leaf(n, i+1, end, esc, ds) {
+			p.dec = p.dec[:ds]
+		}
 		return end + 1, nil
 	case 't', 'f', 'n':
 		end, err := scanLiteral(src, i)
@@ -202,7 +209,7 @@ func (p *parser) object(i int, n node, depth int) (int, error) {
 		if src[i] != '"' {
 			return 0, reqErr("expected a member name at byte offset %d", i)
 		}
-		ke, _, err := scanString(src, i)
+		ke, _, _, err := scanString(src, i, nil, false)
 		if err != nil {
 			return 0, err
 		}
@@ -272,31 +279,32 @@ func (p *parser) array(i int, n node, depth int) (int, error) {
 	}
 }
 
-// leaf handles the string src[start:end] (between its quotes) under n.
-func (p *parser) leaf(n node, start, end int, esc bool) {
+// leaf handles the string src[start:end] (between its quotes) under n,
+// whose decoded value (if it has escapes) is p.dec[ds:]. It reports whether
+// the string is kept for tokenizing.
+func (p *parser) leaf(n node, start, end int, esc bool, ds int) bool {
 	switch n {
 	case nSkip:
-		return
+		return false
 	case nModel, nUserID, nCacheKey, nUser, nPrevResp:
 		if p.recordInfo {
 			p.record(n, p.src[start:end], esc)
 		}
-		return
+		return false
 	case nFragment:
-		p.addString(start, end, esc, modeFragment)
-		return
+		return p.addString(start, end, esc, ds, modeFragment)
 	case nGeneric, nAll, nSchema:
 		if isBlob(p.src[start:end]) {
-			return
+			return false
 		}
 	}
-	p.addString(start, end, esc, modeProse)
+	return p.addString(start, end, esc, ds, modeProse)
 }
 
 func (p *parser) record(n node, raw []byte, esc bool) {
 	s := string(raw)
 	if esc {
-		d, _ := appendDecoded(nil, nil, raw, false)
+		d := appendDecoded(nil, raw)
 		s = string(d)
 	}
 	switch n {
@@ -315,11 +323,16 @@ func (p *parser) record(n node, raw []byte, esc bool) {
 	}
 }
 
-func (p *parser) addString(start, end int, esc bool, mode uint8) {
+func (p *parser) addString(start, end int, esc bool, ds int, mode uint8) bool {
 	if start == end {
-		return
+		return false
 	}
-	p.strs = append(p.strs, strSpan{start: start, end: end, esc: esc, mode: mode, path: p.persistPath()})
+	sp := strSpan{start: start, end: end, esc: esc, mode: mode, path: p.persistPath()}
+	if esc {
+		sp.ds, sp.de = ds, len(p.dec)
+	}
+	p.strs = append(p.strs, sp)
+	return true
 }
 
 // persistPath records the path of the current value in p.paths, reusing

@@ -1,6 +1,8 @@
 package llm
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"unicode/utf8"
 )
@@ -23,13 +25,35 @@ func reqErr(format string, args ...any) *RequestError {
 	return &RequestError{Msg: fmt.Sprintf(format, args...)}
 }
 
+const (
+	ones = 0x0101010101010101
+	high = 0x8080808080808080
+)
+
+// special reports whether any of the eight bytes in x may need a look: a
+// quote, a backslash, a control byte or a non-ASCII byte (false positives
+// are possible, false negatives are not).
+func special(x uint64) bool {
+	q := x ^ ('"' * ones)
+	b := x ^ ('\\' * ones)
+	return ((q-ones)&^q|(b-ones)&^b|(x-0x20*ones)&^x|x)&high != 0
+}
+
 // scanString validates the JSON string whose opening quote is at src[i]
 // and returns the offset of its closing quote and whether its body holds
-// escapes. Messages name offsets only, never content.
-func scanString(src []byte, i int) (end int, esc bool, err error) {
+// escapes. With decode set and escapes present, it appends the decoded
+// value to dec. Messages name offsets only, never content.
+func scanString(src []byte, i int, dec []byte, decode bool) (end int, esc bool, _ []byte, err error) {
 	i++ // opening quote
 	n := len(src)
-	for i < n {
+	run := i // start of the bytes not yet copied to dec
+	for {
+		for i+8 <= n && !special(binary.LittleEndian.Uint64(src[i:])) {
+			i += 8
+		}
+		if i >= n {
+			break
+		}
 		c := src[i]
 		if plain[c] {
 			i++
@@ -37,35 +61,46 @@ func scanString(src []byte, i int) (end int, esc bool, err error) {
 		}
 		switch {
 		case c == '"':
-			return i, esc, nil
-		case c == '\\':
-			esc = true
-			if i+1 >= n {
-				return 0, false, reqErr("unterminated string at byte offset %d", i)
+			if esc && decode {
+				dec = append(dec, src[run:i]...)
 			}
+			return i, esc, dec, nil
+		case c == '\\':
+			if i+1 >= n {
+				return 0, false, dec, reqErr("unterminated string at byte offset %d", n)
+			}
+			l := 2
 			switch src[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
 			case 'u':
 				if i+6 > n || !isHex(src[i+2]) || !isHex(src[i+3]) || !isHex(src[i+4]) || !isHex(src[i+5]) {
-					return 0, false, reqErr("invalid \\u escape in a JSON string at byte offset %d", i)
+					return 0, false, dec, reqErr("invalid \\u escape in a JSON string at byte offset %d", i)
 				}
-				i += 6
+				l = 6
 			default:
-				return 0, false, reqErr("invalid escape in a JSON string at byte offset %d", i)
+				return 0, false, dec, reqErr("invalid escape in a JSON string at byte offset %d", i)
 			}
+			esc = true
+			if decode {
+				dec = append(dec, src[run:i]...)
+				r, m := decodeEscape(src[i:])
+				dec = utf8.AppendRune(dec, r)
+				l = m // a surrogate pair is decoded (and checked) whole
+			}
+			i += l
+			run = i
 		case c < 0x20:
-			return 0, false, reqErr("control character in a JSON string at byte offset %d", i)
+			return 0, false, dec, reqErr("control character in a JSON string at byte offset %d", i)
 		default:
 			// Multi-byte UTF-8: validate it.
 			r, size := utf8.DecodeRune(src[i:])
 			if r == utf8.RuneError && size <= 1 {
-				return 0, false, reqErr("invalid UTF-8 in a JSON string at byte offset %d", i)
+				return 0, false, dec, reqErr("invalid UTF-8 in a JSON string at byte offset %d", i)
 			}
 			i += size
 		}
 	}
-	return 0, false, reqErr("unterminated string at byte offset %d", n)
+	return 0, false, dec, reqErr("unterminated string at byte offset %d", n)
 }
 
 func isHex(c byte) bool {
@@ -133,61 +168,85 @@ func skipWS(src []byte, i int) int {
 }
 
 // appendDecoded appends the decoded value of the (valid) JSON string body
-// raw to dst. When idx is not nil, it appends for every decoded byte the
-// offset in raw of the byte or escape it came from, and finally len(raw).
-func appendDecoded(dst []byte, idx []int, raw []byte, withIdx bool) ([]byte, []int) {
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			if withIdx {
-				idx = append(idx, i)
+// raw to dst.
+func appendDecoded(dst, raw []byte) []byte {
+	for {
+		k := bytes.IndexByte(raw, '\\')
+		if k < 0 {
+			return append(dst, raw...)
+		}
+		dst = append(dst, raw[:k]...)
+		r, n := decodeEscape(raw[k:])
+		dst = utf8.AppendRune(dst, r)
+		raw = raw[k+n:]
+	}
+}
+
+// decodeEscape decodes the escape at the start of b (valid JSON) and
+// returns the rune and the escape's length.
+func decodeEscape(b []byte) (rune, int) {
+	switch b[1] {
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+		r := rune(hex4(b[2:]))
+		if r >= 0xD800 && r < 0xDC00 && len(b) >= 12 && b[6] == '\\' && b[7] == 'u' &&
+			isHex(b[8]) && isHex(b[9]) && isHex(b[10]) && isHex(b[11]) {
+			if lo := rune(hex4(b[8:])); lo >= 0xDC00 && lo < 0xE000 {
+				return 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00), 12
 			}
-			i++
+		}
+		if r >= 0xD800 && r < 0xE000 {
+			return utf8.RuneError, 6
+		}
+		return r, 6
+	default: // " \ /
+		return rune(b[1]), 2
+	}
+}
+
+// rawCursor maps offsets in the decoded value of a JSON string body to
+// offsets in the body, for increasing offsets: a decoded offset maps to the
+// start of the byte or escape that produced it, the decoded length to the
+// body length.
+type rawCursor struct {
+	raw    []byte
+	ri, di int // raw and decoded offsets of the next unit
+}
+
+func (c *rawCursor) at(d int) int {
+	for c.di < d && c.ri < len(c.raw) {
+		if c.raw[c.ri] != '\\' {
+			// Jump over plain bytes up to the next escape or the target.
+			k := bytes.IndexByte(c.raw[c.ri:], '\\')
+			if k < 0 {
+				k = len(c.raw) - c.ri
+			}
+			k = min(k, d-c.di)
+			c.ri += k
+			c.di += k
 			continue
 		}
-		start := i
-		var r rune
-		switch raw[i+1] {
-		case 'b':
-			r = '\b'
-		case 'f':
-			r = '\f'
-		case 'n':
-			r = '\n'
-		case 'r':
-			r = '\r'
-		case 't':
-			r = '\t'
-		case 'u':
-			r = rune(hex4(raw[i+2:]))
-			i += 4
-			if r >= 0xD800 && r < 0xDC00 && i+8 <= len(raw) && raw[i+2] == '\\' && raw[i+3] == 'u' {
-				lo := rune(hex4(raw[i+4:]))
-				if lo >= 0xDC00 && lo < 0xE000 {
-					r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
-					i += 6
-				}
-			}
-			if r >= 0xD800 && r < 0xE000 {
-				r = utf8.RuneError
-			}
-		default: // " \ /
-			r = rune(raw[i+1])
+		r, n := decodeEscape(c.raw[c.ri:])
+		w := utf8.RuneLen(r)
+		if w < 0 {
+			w = 3
 		}
-		i += 2
-		n := len(dst)
-		dst = utf8.AppendRune(dst, r)
-		if withIdx {
-			for range len(dst) - n {
-				idx = append(idx, start)
-			}
+		if c.di+w > d {
+			return c.ri // d falls inside this escape's bytes
 		}
+		c.ri += n
+		c.di += w
 	}
-	if withIdx {
-		idx = append(idx, len(raw))
-	}
-	return dst, idx
+	return c.ri
 }
 
 func hex4(b []byte) uint16 {

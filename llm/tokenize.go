@@ -39,10 +39,14 @@ func (r *Request) Tokenize(tk token.Tokenizer, v *token.Vault, dst []byte) ([]by
 		s := &r.strs[i]
 		out = append(out, body[last:s.start]...)
 		raw := body[s.start:s.end]
+		dec := raw
+		if s.esc {
+			dec = r.dec[s.ds:s.de]
+		}
 		if s.mode == modeFragment {
-			out, err = t.fragment(out, raw, s.esc, s.path)
+			out, err = t.fragment(out, raw, dec, s.esc, s.path)
 		} else {
-			out, err = t.prose(out, raw, s.esc, s.path)
+			out, err = t.prose(out, raw, dec, s.esc, s.path)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -59,12 +63,8 @@ type tokenizeState struct {
 	v    *token.Vault
 	req  *Request
 	dets []Detection
-	dec  []byte // decoded string
-	idx  []int  // decoded offset → raw offset
 	tmp  []byte // tokenizer output for escaped strings
-	// Fragment scratch.
-	dec2 []byte
-	idx2 []int
+	dec2 []byte // decoded inner strings of a fragment
 	reps []replacement
 }
 
@@ -73,8 +73,9 @@ type replacement struct {
 	tok        string
 }
 
-// prose appends the tokenized form of the raw string body raw.
-func (t *tokenizeState) prose(out, raw []byte, esc bool, path int32) ([]byte, error) {
+// prose appends the tokenized form of the raw string body raw, whose
+// decoded value is dec.
+func (t *tokenizeState) prose(out, raw, dec []byte, esc bool, path int32) ([]byte, error) {
 	if !esc {
 		// The raw bytes are the value: tokenize straight into out.
 		res, err := t.tk.AppendTokenize(out, t.v, raw)
@@ -84,19 +85,20 @@ func (t *tokenizeState) prose(out, raw []byte, esc bool, path int32) ([]byte, er
 		t.addDets(res.Detections, raw, path)
 		return res.Text, nil
 	}
-	t.dec, t.idx = appendDecoded(t.dec[:0], t.idx[:0], raw, true)
-	res, err := t.tk.AppendTokenize(t.tmp[:0], t.v, t.dec)
+	res, err := t.tk.AppendTokenize(t.tmp[:0], t.v, dec)
 	if err != nil {
 		return nil, t.wrap(err, path)
 	}
 	t.tmp = res.Text
-	t.addDets(res.Detections, t.dec, path)
+	t.addDets(res.Detections, dec, path)
 	prev := 0
+	cur := rawCursor{raw: raw}
 	for _, d := range res.Detections {
 		if d.Token == "" {
 			continue
 		}
-		rs, re := t.idx[d.Start], t.idx[d.End]
+		rs := cur.at(d.Start)
+		re := cur.at(d.End)
 		rs = max(rs, prev)
 		out = append(out, raw[prev:rs]...)
 		out = append(out, d.Token...)
@@ -106,31 +108,23 @@ func (t *tokenizeState) prose(out, raw []byte, esc bool, path int32) ([]byte, er
 }
 
 // fragment appends the tokenized form of the raw string body raw whose
-// decoded value is JSON text.
-func (t *tokenizeState) fragment(out, raw []byte, esc bool, path int32) ([]byte, error) {
-	// Outer value and its map to raw offsets (identity without escapes).
-	outer := raw
-	var oidx []int
-	if esc {
-		t.dec, t.idx = appendDecoded(t.dec[:0], t.idx[:0], raw, true)
-		outer, oidx = t.dec, t.idx
-	}
-	p := parser{src: outer}
+// decoded value outer is JSON text.
+func (t *tokenizeState) fragment(out, raw, outer []byte, esc bool, path int32) ([]byte, error) {
+	ocur := rawCursor{raw: raw}
+	p := parser{src: outer, dec: t.dec2[:0]}
 	if err := p.document(nAll, false); err != nil {
 		// Not JSON (a model's half-written arguments, say): text it is.
-		return t.prose(out, raw, esc, path)
+		return t.prose(out, raw, outer, esc, path)
 	}
+	t.dec2 = p.dec
 	t.reps = t.reps[:0]
 	for _, s := range p.strs {
 		ival := outer[s.start:s.end]
-		var dec []byte
-		var iidx []int
+		dec := ival
 		if s.esc {
-			t.dec2, t.idx2 = appendDecoded(t.dec2[:0], t.idx2[:0], ival, true)
-			dec, iidx = t.dec2, t.idx2
-		} else {
-			dec = ival
+			dec = p.dec[s.ds:s.de]
 		}
+		icur := rawCursor{raw: ival}
 		res, err := t.tk.AppendTokenize(t.tmp[:0], t.v, dec)
 		if err != nil {
 			return nil, t.wrap(err, path)
@@ -141,13 +135,10 @@ func (t *tokenizeState) fragment(out, raw []byte, esc bool, path int32) ([]byte,
 			if d.Token == "" {
 				continue
 			}
-			is, ie := d.Start, d.End
-			if iidx != nil {
-				is, ie = iidx[is], iidx[ie]
-			}
-			is, ie = s.start+is, s.start+ie // offsets in outer
-			if oidx != nil {
-				is, ie = oidx[is], oidx[ie]
+			is := s.start + icur.at(d.Start) // offsets in outer
+			ie := s.start + icur.at(d.End)
+			if esc {
+				is, ie = ocur.at(is), ocur.at(ie)
 			}
 			t.reps = append(t.reps, replacement{start: is, end: ie, tok: d.Token})
 		}
