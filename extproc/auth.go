@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -11,12 +12,22 @@ import (
 // shape and mode. Every error is an *AuthError whose message names the
 // mistake (the commonest support questions: a missing "Bearer ", trailing
 // whitespace, a test key on a live gateway), never the key.
-func presentedKey(h headers, gatewayMode Mode) (string, error) {
-	if h.count("authorization") > 1 || h.count("x-api-key") > 1 {
+//
+// Besides Authorization and x-api-key, the places Gemini tools put their
+// key are accepted: x-goog-api-key, and the key= query parameter (which
+// upstreamPath removes so that it never travels upstream).
+func presentedKey(h headers, queryKey string, gatewayMode Mode) (string, error) {
+	if h.count("authorization") > 1 || h.count("x-api-key") > 1 || h.count("x-goog-api-key") > 1 {
 		return "", &AuthError{Msg: "more than one API key header: send the key once"}
 	}
 	auth, hasAuth := h.lookup("authorization")
 	apiKey, hasAPIKey := h.lookup("x-api-key")
+	if !hasAPIKey {
+		apiKey, hasAPIKey = h.lookup("x-goog-api-key")
+	}
+	if !hasAPIKey && queryKey != "" {
+		apiKey, hasAPIKey = queryKey, true
+	}
 	var key string
 	switch {
 	case hasAuth:
@@ -71,8 +82,8 @@ func bearer(v string) (string, error) {
 
 // authenticate runs presentedKey, the key store and the mode and scope
 // checks.
-func (s *Server) authenticate(ctx context.Context, h headers) (Identity, error) {
-	key, err := presentedKey(h, s.cfg.Mode)
+func (s *Server) authenticate(ctx context.Context, h headers, queryKey string) (Identity, error) {
+	key, err := presentedKey(h, queryKey, s.cfg.Mode)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -91,4 +102,42 @@ func (s *Server) authenticate(ctx context.Context, h headers) (Identity, error) 
 		return Identity{}, ErrForbidden
 	}
 	return id, nil
+}
+
+// queryKey returns the value of the key= query parameter of path, "" if
+// none.
+func queryKey(path string) string {
+	_, q, ok := strings.Cut(path, "?")
+	if !ok {
+		return ""
+	}
+	for _, kv := range strings.Split(q, "&") {
+		if v, ok := strings.CutPrefix(kv, "key="); ok {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+// upstreamPath removes every key= query parameter from path, keeping the
+// others as they were.
+func upstreamPath(path string) string {
+	p, q, ok := strings.Cut(path, "?")
+	if !ok {
+		return path
+	}
+	kept := make([]string, 0, 4)
+	for _, kv := range strings.Split(q, "&") {
+		if kv == "key" || strings.HasPrefix(kv, "key=") {
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	if len(kept) == 0 {
+		return p
+	}
+	return p + "?" + strings.Join(kept, "&")
 }

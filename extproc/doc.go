@@ -8,7 +8,9 @@
 //
 //  1. Request headers: answer GET /v1/health, POST /v1/tokenize and
 //     POST /v1/detect with an ImmediateResponse; authenticate the Takumo key
-//     (Authorization: Bearer tk_… or x-api-key: tk_…); resolve the route
+//     (Authorization: Bearer tk_… or x-api-key: tk_…; for Gemini tools also
+//     x-goog-api-key or the key= query parameter, which never goes
+//     upstream); resolve the route
 //     (llm.Resolve; unknown path → 404). Bodiless requests are completed here.
 //  2. Request body (BUFFERED): decode content-encoding gzip/deflate (bounded),
 //     parse with the route's codec, pick the session and its vault, tokenize,

@@ -262,8 +262,16 @@ func sseEvent(name, data string) string {
 	return "event: " + name + "\ndata: " + data + "\n\n"
 }
 
+// TestSSEStreamedManyChunks cuts an Anthropic stream into chunks of many
+// sizes (1 byte upwards: events and tokens split everywhere).
 func TestSSEStreamedManyChunks(t *testing.T) {
 	h := newHarness(t)
+	for _, size := range []int{1, 2, 3, 7, 16, 61, 4096} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) { streamAnthropic(t, h, size) })
+	}
+}
+
+func streamAnthropic(t *testing.T, h *harness, size int) {
 	ex := h.open(t)
 	body := []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":` + jsonString(prose) + `}]}`)
 	ex.roundTrip(postHeaders("/v1/messages", body, "x-api-key", testKey, "x-claude-code-session-id", "3f1e2d4c-5b6a-4789-8abc-def012345678"))
@@ -296,7 +304,6 @@ func TestSSEStreamedManyChunks(t *testing.T) {
 	}
 
 	// Envoy pipelines chunks: send them all, then read the replies 1:1.
-	const size = 7
 	var chunks [][]byte
 	for i := 0; i < len(raw); i += size {
 		chunks = append(chunks, raw[i:min(i+size, len(raw))])
@@ -482,5 +489,39 @@ func TestClientGoneMidStream(t *testing.T) {
 	ex.cancel()
 	if err := ex.end(); err == nil {
 		t.Fatal("canceled stream ended OK")
+	}
+}
+
+// TestGeminiKeyPlaces: Gemini tools send the key as x-goog-api-key or
+// ?key=; the query key never reaches the provider.
+func TestGeminiKeyPlaces(t *testing.T) {
+	body := []byte(`{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`)
+	cases := []struct {
+		name     string
+		path     string
+		headers  []string
+		wantPath string
+	}{
+		{"x-goog-api-key", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", []string{"x-goog-api-key", testKey},
+			"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"},
+		{"query key", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?key=" + testKey + "&alt=sse", nil,
+			"/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"},
+		{"query key only", "/v1beta/models/gemini-2.5-flash:generateContent?key=" + testKey, nil,
+			"/v1beta/models/gemini-2.5-flash:generateContent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			ex := h.open(t)
+			ex.roundTrip(postHeaders(tc.path, body, tc.headers...))
+			r := ex.roundTrip(reqBody(body))
+			hm := r.GetRequestBody().GetResponse().GetHeaderMutation()
+			if p, _ := headerOf(hm, ":path"); p != tc.wantPath {
+				t.Errorf(":path = %q, want %q", p, tc.wantPath)
+			}
+			if k, _ := headerOf(hm, "x-goog-api-key"); k != geminiPK {
+				t.Errorf("x-goog-api-key not the provider key")
+			}
+		})
 	}
 }

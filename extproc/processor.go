@@ -223,7 +223,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processi
 		}
 	}
 
-	id, err := p.s.authenticate(p.ctx, hd)
+	id, err := p.s.authenticate(p.ctx, hd, queryKey(path))
 	if err != nil {
 		return p.fail(err)
 	}
@@ -247,6 +247,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processi
 	if err != nil {
 		return p.fail(err)
 	}
+	route.Path = upstreamPath(route.Path)
 	p.route = route
 	p.info = llm.RequestInfo{Provider: route.Provider, Model: route.Model, Stream: route.Stream}
 	p.span.SetAttributes(attribute.String("aegis.provider", string(route.Provider)),
