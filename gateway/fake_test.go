@@ -232,9 +232,15 @@ func newHarness(t testing.TB, fake *fakeExtProc, upstream string, mod func(*Conf
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// doRequest sends a request through the gateway and reads the whole
-// response.
-func (h *harness) do(t *testing.T, method, path, body string, hdr map[string]string) (*http.Response, string) {
+// reply is what a test looks at in a response whose body was read whole.
+type reply struct {
+	StatusCode    int
+	Header        http.Header
+	ContentLength int64
+}
+
+// do sends a request through the gateway and reads the whole response.
+func (h *harness) do(t *testing.T, method, path, body string, hdr map[string]string) (*reply, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -256,7 +262,7 @@ func (h *harness) do(t *testing.T, method, path, body string, hdr map[string]str
 	if err != nil {
 		t.Fatalf("reading the response: %v", err)
 	}
-	return resp, string(b)
+	return &reply{resp.StatusCode, resp.Header, resp.ContentLength}, string(b)
 }
 
 // recordingUpstream records what it received and answers with a fixed

@@ -66,8 +66,8 @@ func TestProxyBufferedRoundTrip(t *testing.T) {
 	}
 	h := newHarness(t, fake, up.srv.URL, nil)
 	resp, body := h.do(t, http.MethodPost, "/v1/messages?beta=true", `{"prompt":"SECRET"}`, map[string]string{
-		"Authorization":    "Bearer tk_test_0000",
-		"X-Takumo-Session": "s1",
+		"Authorization":     "Bearer tk_test_0000",
+		"X-Takumo-Session":  "s1",
 		"X-Takumo-Provider": "openai", // a client cannot pick the route
 		"Content-Type":      "application/json",
 	})
@@ -210,7 +210,9 @@ func TestStreamedChunksFlushImmediately(t *testing.T) {
 		_, _ = io.WriteString(w, "data: two\n\n")
 	}
 	fake := &fakeExtProc{
-		onRequestBody:     func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil },
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
 		onResponseHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return streamingOverride(), nil },
 		onResponseBody:    upperChunk,
 	}
@@ -298,7 +300,7 @@ func TestStreamedChunksArePipelined(t *testing.T) {
 	h := newHarness(t, fake, up.srv.URL, nil)
 	done := make(chan string, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, h.front.URL+"/v1/messages", strings.NewReader(`{}`))
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, h.front.URL+"/v1/messages", strings.NewReader(`{}`))
 		resp, err := h.front.Client().Do(req)
 		if err != nil {
 			done <- "error: " + err.Error()
@@ -319,8 +321,8 @@ func TestStreamedChunksArePipelined(t *testing.T) {
 
 func TestSpuriousOrOutOfOrderReplyIs500(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		fake  *fakeExtProc
+		name string
+		fake *fakeExtProc
 	}{
 		{"body_reply_to_headers", &fakeExtProc{onRequestHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 			return continueRequestBody(nil), nil
@@ -416,7 +418,9 @@ func TestExtProcDiesMidStreamBreaksTheClientStream(t *testing.T) {
 	}
 	n := 0
 	fake := &fakeExtProc{
-		onRequestBody:     func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil },
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
 		onResponseHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return streamingOverride(), nil },
 		onResponseBody: func(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 			n++
@@ -439,8 +443,10 @@ func TestExtProcDiesMidStreamBreaksTheClientStream(t *testing.T) {
 func TestOKCloseFailsOpenLoudly(t *testing.T) {
 	up := newRecordingUpstream(t, `{"from":"upstream"}`)
 	fake := &fakeExtProc{
-		onRequestHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return routeHeaders("anthropic"), nil },
-		onRequestBody:    func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return nil, errClose },
+		onRequestHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+			return routeHeaders("anthropic"), nil
+		},
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return nil, errClose },
 	}
 	h := newHarness(t, fake, up.srv.URL, nil)
 	resp, body := h.do(t, http.MethodPost, "/v1/messages", `{"k":"SECRET"}`, nil)
@@ -496,7 +502,9 @@ func TestUpstreamDownIs502(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
-	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil }}
+	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		return routeTo("anthropic", nil), nil
+	}}
 	h := newHarness(t, fake, deadURL, nil)
 	resp, body := h.do(t, http.MethodPost, "/v1/messages", `{}`, nil)
 	if resp.StatusCode != http.StatusBadGateway || decodeError(t, body).Code != codeBadGateway {
@@ -519,7 +527,9 @@ func TestUpstreamSlowIs504(t *testing.T) {
 	up := newRecordingUpstream(t, "")
 	up.handler = func(http.ResponseWriter, *http.Request) { <-release }
 	t.Cleanup(func() { close(release) })
-	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil }}
+	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		return routeTo("anthropic", nil), nil
+	}}
 	h := newHarness(t, fake, up.srv.URL, func(c *Config) { c.Timeouts.ResponseHeader = time.Millisecond })
 	resp, body := h.do(t, http.MethodPost, "/v1/messages", `{}`, nil)
 	if resp.StatusCode != http.StatusGatewayTimeout || decodeError(t, body).Code != codeGatewayTimeout {
@@ -536,7 +546,9 @@ func TestProviderResetMidStreamBreaksTheClientStream(t *testing.T) {
 		panic(http.ErrAbortHandler) // cut the connection mid-stream
 	}
 	fake := &fakeExtProc{
-		onRequestBody:     func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil },
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
 		onResponseHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return streamingOverride(), nil },
 	}
 	h := newHarness(t, fake, up.srv.URL, nil)
@@ -651,8 +663,6 @@ func TestReadinessFailsWithoutExtProc(t *testing.T) {
 }
 
 func TestNewRejectsUnsupportedFilters(t *testing.T) {
-	conn := &struct{ stateConn }{}
-	_ = conn
 	for _, tc := range []struct {
 		name string
 		mod  func(*extprocfilterv3.ExternalProcessor)

@@ -221,7 +221,8 @@ func applyHeaderMutation(m headerMap, mut *extprocv3.HeaderMutation, p mutationP
 			ignored++
 			continue
 		}
-		if opt.GetAppend().GetValue() {
+		// Envoy's ext_proc honours only the deprecated append flag.
+		if opt.GetAppend().GetValue() { //nolint:staticcheck // SA1019: append_action is ignored by ext_proc (extproc-anchors §1.3)
 			if _, exists := m.get(key); exists {
 				m = append(m, header{key, value})
 				continue

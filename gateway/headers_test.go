@@ -21,7 +21,7 @@ func TestApplyHeaderMutation(t *testing.T) {
 	}
 	appendOpt := func(k, v string) *corev3.HeaderValueOption {
 		o := setHeader(k, v)
-		o.Append = wrapperspb.Bool(true)
+		o.Append = wrapperspb.Bool(true) //nolint:staticcheck // SA1019: the only append ext_proc honours
 		return o
 	}
 	for _, tc := range []struct {

@@ -42,7 +42,9 @@ func TestMessageTimeoutMidStreamBreaksTheClientStream(t *testing.T) {
 	filter := DefaultFilter()
 	filter.MaxMessageTimeout = durationpb.New(time.Hour)
 	fake := &fakeExtProc{
-		onRequestBody:     func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil },
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
 		onResponseHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return streamingOverride(), nil },
 		onResponseBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 			// Shorten the timer for this state to 1 ms, then never answer.
@@ -63,7 +65,9 @@ func TestOverrideMessageTimeoutIgnoredWithoutMax(t *testing.T) {
 	// answer): the real reply that follows is used.
 	up := newRecordingUpstream(t, `{}`)
 	fake := &fakeExtProc{}
-	inner := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil }}
+	inner := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		return routeTo("anthropic", nil), nil
+	}}
 	fake.process = func(s extprocv3.ExternalProcessor_ProcessServer) error {
 		return inner.Process(&overrideFirst{ExternalProcessor_ProcessServer: s})
 	}
@@ -88,7 +92,9 @@ func (o *overrideFirst) Send(r *extprocv3.ProcessingResponse) error {
 func TestOKCloseMidStreamFailsOpen(t *testing.T) {
 	up := sseUpstream(t, "data: a\n\n")
 	fake := &fakeExtProc{
-		onRequestBody:     func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil },
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
 		onResponseHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return streamingOverride(), nil },
 		onResponseBody:    func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return nil, errClose },
 	}
@@ -118,8 +124,12 @@ func TestModeOverrideRules(t *testing.T) {
 		wantClientCL  int64 // content-length the client sees (-1: none)
 	}{
 		{
-			name:          "override to STREAMED keeps content-length unless removed",
-			respHeaders:   func() *extprocv3.ProcessingResponse { r := continueResponseHeaders(nil); r.ModeOverride = toStreamed(); return r },
+			name: "override to STREAMED keeps content-length unless removed",
+			respHeaders: func() *extprocv3.ProcessingResponse {
+				r := continueResponseHeaders(nil)
+				r.ModeOverride = toStreamed()
+				return r
+			},
 			wantReqBodies: 1, wantUpstream: `{"k":1}`, wantClientCL: int64(len(upstreamBody)),
 		},
 		{
@@ -138,8 +148,12 @@ func TestModeOverrideRules(t *testing.T) {
 			wantReqBodies: 1, wantUpstream: `{"k":1}`, wantClientCL: int64(len(upstreamBody)),
 		},
 		{
-			name:          "override in a body reply is ignored",
-			reqBody:       func() *extprocv3.ProcessingResponse { r := routeTo("anthropic", nil); r.ModeOverride = toStreamed(); return r },
+			name: "override in a body reply is ignored",
+			reqBody: func() *extprocv3.ProcessingResponse {
+				r := routeTo("anthropic", nil)
+				r.ModeOverride = toStreamed()
+				return r
+			},
 			wantReqBodies: 1, wantUpstream: `{"k":1}`, wantClientCL: int64(len(upstreamBody)),
 		},
 		{
@@ -147,7 +161,11 @@ func TestModeOverrideRules(t *testing.T) {
 			filter: func(f *extprocfilterv3.ExternalProcessor) {
 				f.AllowedOverrideModes = []*extprocfilterv3.ProcessingMode{{ResponseBodyMode: extprocfilterv3.ProcessingMode_NONE}}
 			},
-			respHeaders:   func() *extprocv3.ProcessingResponse { r := continueResponseHeaders(nil); r.ModeOverride = toStreamed(); return r },
+			respHeaders: func() *extprocv3.ProcessingResponse {
+				r := continueResponseHeaders(nil)
+				r.ModeOverride = toStreamed()
+				return r
+			},
 			wantReqBodies: 1, wantUpstream: `{"k":1}`, wantClientCL: int64(len(upstreamBody)),
 		},
 		{
@@ -168,7 +186,9 @@ func TestModeOverrideRules(t *testing.T) {
 			if tc.filter != nil {
 				tc.filter(f)
 			}
-			fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil }}
+			fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+				return routeTo("anthropic", nil), nil
+			}}
 			if tc.reqHeaders != nil {
 				fake.onRequestHeaders = func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return tc.reqHeaders(), nil }
 			}
@@ -202,7 +222,9 @@ func TestConfiguredStreamedRemovesContentLength(t *testing.T) {
 	f.ProcessingMode.ResponseBodyMode = extprocfilterv3.ProcessingMode_STREAMED
 	var sawCL bool
 	fake := &fakeExtProc{
-		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil },
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
 		onResponseHeaders: func(hh *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
 			_, sawCL = headersOf(hh).get("content-length")
 			// Setting it is skipped in STREAMED.
@@ -267,7 +289,9 @@ func TestMetadataOnlyFromReceivingNamespaces(t *testing.T) {
 
 func TestRateLimitFallsBackToIdentityHeaders(t *testing.T) {
 	up := newRecordingUpstream(t, `{}`)
-	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) { return routeTo("anthropic", nil), nil }}
+	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		return routeTo("anthropic", nil), nil
+	}}
 	h := newHarness(t, fake, up.srv.URL, func(c *Config) { c.RateLimits.PerOrg = Limit{RequestsPerMinute: 1} })
 	if resp, _ := h.do(t, http.MethodPost, "/v1/messages", `{}`, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first: %d", resp.StatusCode)
