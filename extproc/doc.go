@@ -37,7 +37,7 @@
 //	x-takumo-key-id     id of the Takumo key (never the key)
 //	x-takumo-plan       plan name
 //	x-aegis-request-id  req_<random>, also on every response
-//	:path               the upstream path (llm.Route.Path)
+//	:path               the upstream path (llm.Route.Path, any key= query parameter removed)
 //	accept-encoding     identity
 //	content-length      the new body length
 //	authorization / x-api-key / x-goog-api-key: the provider key for the org
@@ -48,8 +48,11 @@
 // namespace): org, key_id, plan, provider, model, request_id. Rate limiting
 // reads its descriptors from here.
 //
-// Response header mutations: x-aegis-request-id; for event streams, remove
-// content-length.
+// Response header mutations: x-aegis-request-id in the response-headers
+// reply; for event streams, remove content-length there too; for a 429
+// without Retry-After but with x-ratelimit-reset, retry-after. In the
+// BUFFERED response-body reply: content-length of the rewritten body (and
+// content-encoding removed when the body was decompressed).
 //
 // ext_proc always overwrites the identity headers above, so a client cannot
 // forge them. The data plane removes every x-takumo-* header (the client's
