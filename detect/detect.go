@@ -1,8 +1,27 @@
-// Package detect finds secrets in text. It owns the engine (one pass of a
-// case-folding multi-keyword automaton, then anchored regular expressions on
-// small windows around each keyword hit, then validators), the custom rules
+// Package detect finds secrets in text. It owns the engine, the custom rules
 // an operator adds through a policy file, and the import of gitleaks
 // configurations. The built-in rule catalog lives in detect/rules.
+//
+// The engine works in three steps (DESIGN §5):
+//
+//  1. One pass of a case-folding multi-keyword filter (keywords.go): each
+//     3-byte window of the input is tested against a bitmap of the trigrams
+//     that begin a keyword, and a trie walk confirms the keywords at the rare
+//     positions that pass. The input is never lower-cased or copied.
+//  2. Each rule whose keywords occurred runs on small windows around its
+//     hits only: its regular expression (with a leading boundary moved out of
+//     the pattern so Go's regexp can skip between literal prefixes, see
+//     prefix.go), anchored at the hit for Anchored rules, or its Go finder
+//     (generic "name = value" detection). A match that reaches a window's
+//     edge grows the window, so a long secret is never cut.
+//  3. Validators (checksums, structure, entropy, placeholders) and the
+//     policy's allow list drop candidates; overlaps resolve to the specific
+//     rule over a generic one, then the longer span.
+//
+// Actions: every rule has a default (tokenize unless it says otherwise;
+// HOST and USER findings default to monitor: internal names and user names
+// are worth knowing about but are not credentials). A policy overrides
+// actions per rule or per category; Off rules are not run at all.
 //
 // An Engine is immutable after New and safe for concurrent use. It never
 // copies secret values: a Finding carries offsets into the caller's input,
