@@ -104,10 +104,11 @@ type deltaStream struct {
 func (d *deltaStream) held() bool { return d.pendingBS || d.sr.Held() > 0 }
 
 // write appends the rehydrated form of raw (a JSON string body) to dst.
-// The rehydrator may hold back a suffix starting at a backslash that is the
-// second half of an escape pair; the emitted text would then end in a lone
-// backslash and the JSON string would be broken, so that backslash waits
-// for the next emission.
+// The emitted text goes into a JSON string of its own, so it must not end
+// inside an escape: token.StreamRehydrator holds back whole escape pairs
+// today, and should a cut ever fall between the two bytes of one, the lone
+// backslash waits here for the next emission instead of breaking the
+// event's JSON.
 func (d *deltaStream) write(dst, raw []byte) []byte {
 	start := len(dst)
 	if d.pendingBS {
