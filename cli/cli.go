@@ -162,6 +162,8 @@ such as __TAKUMO_v1_KEY_8f3a2b1c__, and puts the values back afterwards.`,
 		a.scanCommand(),
 		a.tokenizeCommand(),
 		a.rehydrateCommand(),
+		a.gatewayCommand(),
+		a.extprocCommand(),
 		a.versionCommand(),
 	)
 	return root

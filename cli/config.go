@@ -1,0 +1,625 @@
+package cli
+
+// Configuration of the server commands (gateway, extproc).
+//
+// Every setting has one name, spelt three ways: the YAML key of the
+// --config file (listen_addr), the environment variable (TAKUMO_LISTEN_ADDR)
+// and, unless it holds a secret, a flag (--listen-addr). DESIGN §10 lists
+// the sources as "flags, then environment, then the YAML file"; we read that
+// as an order of precedence, highest first:
+//
+//	flag given on the command line  >  TAKUMO_* variable  >  --config file  >  default
+//
+// so a file holds a site's settings, the environment of a deployment adjusts
+// them, and a flag typed by an operator wins over both. A source replaces a
+// lower one setting by setting, never merges inside a setting (a list given
+// by the environment replaces the file's list).
+//
+// The file is parsed strictly: unknown keys, keys that belong to the other
+// server command, duplicate keys and values of the wrong YAML type are
+// errors, and all of them are reported at once, each naming the key and its
+// line. An environment variable that does not parse is an error naming the
+// variable. Unknown TAKUMO_* variables are ignored (the environment is shared
+// with other programs).
+//
+// Secret settings (provider keys, Takumo API keys) have no flag, since
+// command lines are visible to every user of the machine through ps; their
+// values are never echoed in an error message and serverConfig.String
+// redacts them.
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// redacted stands in for a secret in every printed form of the config.
+const redacted = "[REDACTED]"
+
+// serverCmd says which server command a setting belongs to.
+type serverCmd uint8
+
+const (
+	forGateway serverCmd = 1 << iota
+	forExtProc
+	forBoth = forGateway | forExtProc
+)
+
+func (c serverCmd) String() string {
+	if c == forExtProc {
+		return "extproc"
+	}
+	return "gateway"
+}
+
+// Defaults that are not another package's.
+const (
+	defaultExtProcListen  = "127.0.0.1:9002"
+	defaultRateLimitKey   = 1200 // requests per minute and key
+	defaultLogFormat      = "json"
+	defaultLogLevel       = "info"
+	defaultShutdown       = 30 * time.Second
+	defaultUpstreamTimout = 10 * time.Minute
+)
+
+// serverConfig is the resolved configuration of gateway or extproc.
+type serverConfig struct {
+	ListenAddr  string
+	ExtProcAddr string // gateway: "" means in-process
+	Policy      string
+
+	AnthropicURL, OpenAIURL, MistralURL, GeminiURL string
+
+	// Provider keys for the standalone organisation, and the Takumo keys
+	// it accepts. Secret.
+	AnthropicKey, OpenAIKey, MistralKey, GeminiKey string
+	APIKeys                                        []string
+
+	Mode                  string // test | live
+	MaxBodyBytes          int64
+	MaxVaultEntries       int
+	MaxConcurrentSessions int
+	LogFormat             string // json | text
+	LogLevel              slog.Level
+
+	RateLimitPerKey int // requests per minute; 0 turns the bucket off
+	RateLimitPerOrg int
+	RateLimitBurst  int // 0: the per-minute figure
+
+	UpstreamTimeout time.Duration
+	ShutdownTimeout time.Duration
+
+	Dev bool
+	// DevKey is TAKUMO_DEV_KEY (environment only). Secret.
+	DevKey string
+
+	// set records which settings came from a source rather than a default.
+	set map[string]bool
+}
+
+// String lists the settings with every secret redacted, so the config can
+// be logged.
+func (c *serverConfig) String() string {
+	n := func(s string) string {
+		if s == "" {
+			return "(none)"
+		}
+		return redacted
+	}
+	return fmt.Sprintf("listen_addr=%s extproc_addr=%q mode=%s max_body_bytes=%d max_vault_entries=%d "+
+		"max_concurrent_sessions=%d log_format=%s rate_limit_per_key=%d rate_limit_per_org=%d "+
+		"anthropic_url=%s openai_url=%s mistral_url=%s gemini_url=%s anthropic_api_key=%s "+
+		"openai_api_key=%s mistral_api_key=%s gemini_api_key=%s api_keys=%d dev=%t",
+		c.ListenAddr, c.ExtProcAddr, c.Mode, c.MaxBodyBytes, c.MaxVaultEntries,
+		c.MaxConcurrentSessions, c.LogFormat, c.RateLimitPerKey, c.RateLimitPerOrg,
+		c.AnthropicURL, c.OpenAIURL, c.MistralURL, c.GeminiURL, n(c.AnthropicKey),
+		n(c.OpenAIKey), n(c.MistralKey), n(c.GeminiKey), len(c.APIKeys), c.Dev)
+}
+
+// GoString is String, so %#v does not print secrets either.
+func (c *serverConfig) GoString() string { return c.String() }
+
+// LogValue is String, for slog.
+func (c *serverConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// valueKind is the YAML type a setting takes.
+type valueKind uint8
+
+const (
+	kindString valueKind = iota
+	kindInt
+	kindSize // an integer of bytes, or a string such as "32MiB"
+	kindDuration
+	kindBool
+	kindList // a sequence of strings, or one string; comma-separated in the environment
+)
+
+func (k valueKind) want() string {
+	return [...]string{"a string", "an integer", "a size (bytes, or a string such as 32MiB)",
+		"a duration string such as 30s", "true or false", "a list of strings"}[k]
+}
+
+// setting is one configuration setting.
+type setting struct {
+	key    string // YAML key; env TAKUMO_<KEY>; flag --key-with-dashes
+	flag   string // flag name when it differs from the key's; "-" for none
+	kind   valueKind
+	secret bool
+	cmds   serverCmd
+	usage  string
+	// set stores one value. For kindList it is called once per item. Its
+	// error never contains the value.
+	set func(c *serverConfig, v string) error
+}
+
+func (s setting) env() string { return "TAKUMO_" + strings.ToUpper(s.key) }
+
+func (s setting) flagName() string {
+	switch s.flag {
+	case "-":
+		return ""
+	case "":
+		return strings.ReplaceAll(s.key, "_", "-")
+	}
+	return s.flag
+}
+
+func setString(dst func(*serverConfig) *string) func(*serverConfig, string) error {
+	return func(c *serverConfig, v string) error { *dst(c) = v; return nil }
+}
+
+func setURL(dst func(*serverConfig) *string) func(*serverConfig, string) error {
+	return func(c *serverConfig, v string) error {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%q is not an http or https URL", v)
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
+func setSecret(dst func(*serverConfig) *string) func(*serverConfig, string) error {
+	return func(c *serverConfig, v string) error {
+		if strings.TrimSpace(v) != v || strings.ContainsAny(v, "\r\n") {
+			return errors.New("has surrounding spaces or a line break (value not shown)")
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
+func setCount(dst func(*serverConfig) *int) func(*serverConfig, string) error {
+	return func(c *serverConfig, v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a non-negative integer", v)
+		}
+		*dst(c) = n
+		return nil
+	}
+}
+
+func setDuration(dst func(*serverConfig) *time.Duration) func(*serverConfig, string) error {
+	return func(c *serverConfig, v string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration such as 30s or 2m", v)
+		}
+		*dst(c) = d
+		return nil
+	}
+}
+
+func setOneOf(dst func(*serverConfig) *string, allowed ...string) func(*serverConfig, string) error {
+	return func(c *serverConfig, v string) error {
+		if !slices.Contains(allowed, v) {
+			return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+		}
+		*dst(c) = v
+		return nil
+	}
+}
+
+// serverSettings is every setting of the server commands.
+func serverSettings() []setting {
+	return []setting{
+		{key: "listen_addr", flag: "listen", cmds: forBoth,
+			usage: "`ADDR` to listen on: host:port (gateway default " + "127.0.0.1:8080" + ", extproc default " + defaultExtProcListen + "); extproc also takes unix:/path",
+			set:   setString(func(c *serverConfig) *string { return &c.ListenAddr })},
+		{key: "extproc_addr", cmds: forGateway,
+			usage: "remote ext_proc server `ADDR` (host:port or unix:/path); default: run it in-process",
+			set:   setString(func(c *serverConfig) *string { return &c.ExtProcAddr })},
+		{key: "policy", cmds: forBoth,
+			usage: "policy `FILE` with custom rules and action overrides",
+			set:   setString(func(c *serverConfig) *string { return &c.Policy })},
+		{key: "anthropic_url", cmds: forGateway, usage: "Anthropic API base `URL`",
+			set: setURL(func(c *serverConfig) *string { return &c.AnthropicURL })},
+		{key: "openai_url", cmds: forGateway, usage: "OpenAI API base `URL`",
+			set: setURL(func(c *serverConfig) *string { return &c.OpenAIURL })},
+		{key: "mistral_url", cmds: forGateway, usage: "Mistral API base `URL`",
+			set: setURL(func(c *serverConfig) *string { return &c.MistralURL })},
+		{key: "gemini_url", cmds: forGateway, usage: "Gemini API base `URL`",
+			set: setURL(func(c *serverConfig) *string { return &c.GeminiURL })},
+		{key: "anthropic_api_key", flag: "-", secret: true, cmds: forBoth,
+			set: setSecret(func(c *serverConfig) *string { return &c.AnthropicKey })},
+		{key: "openai_api_key", flag: "-", secret: true, cmds: forBoth,
+			set: setSecret(func(c *serverConfig) *string { return &c.OpenAIKey })},
+		{key: "mistral_api_key", flag: "-", secret: true, cmds: forBoth,
+			set: setSecret(func(c *serverConfig) *string { return &c.MistralKey })},
+		{key: "gemini_api_key", flag: "-", secret: true, cmds: forBoth,
+			set: setSecret(func(c *serverConfig) *string { return &c.GeminiKey })},
+		{key: "api_keys", flag: "-", kind: kindList, secret: true, cmds: forBoth,
+			set: func(c *serverConfig, v string) error {
+				if !validTakumoKey(v) {
+					return errors.New("an entry is not a Takumo key (tk_live_ or tk_test_ and 64 lowercase hex; value not shown)")
+				}
+				c.APIKeys = append(c.APIKeys, v)
+				return nil
+			}},
+		{key: "mode", cmds: forBoth, usage: "traffic `MODE` served: test or live (--dev forces test)",
+			set: setOneOf(func(c *serverConfig) *string { return &c.Mode }, "test", "live")},
+		{key: "max_body_bytes", kind: kindSize, cmds: forBoth,
+			usage: "largest request body, as sent and decompressed (`SIZE`, e.g. 32MiB)",
+			set: func(c *serverConfig, v string) error {
+				n, err := parseSize(v)
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					return errors.New("must be more than 0")
+				}
+				c.MaxBodyBytes = n
+				return nil
+			}},
+		{key: "max_vault_entries", kind: kindInt, cmds: forBoth,
+			usage: "values kept per session vault (`N`; 0: 10,000)",
+			set:   setCount(func(c *serverConfig) *int { return &c.MaxVaultEntries })},
+		{key: "max_concurrent_sessions", kind: kindInt, cmds: forBoth,
+			usage: "session vaults kept at once (`N`; 0: 5,000)",
+			set:   setCount(func(c *serverConfig) *int { return &c.MaxConcurrentSessions })},
+		{key: "log_format", cmds: forBoth, usage: "log `FORMAT` on stderr: json or text (--dev: text)",
+			set: setOneOf(func(c *serverConfig) *string { return &c.LogFormat }, "json", "text")},
+		{key: "log_level", cmds: forBoth, usage: "log `LEVEL`: debug, info, warn or error",
+			set: func(c *serverConfig, v string) error {
+				if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+					return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+				}
+				return nil
+			}},
+		{key: "rate_limit_per_key", kind: kindInt, cmds: forGateway,
+			usage: "requests per minute and Takumo key (`N`; 0: no limit)",
+			set:   setCount(func(c *serverConfig) *int { return &c.RateLimitPerKey })},
+		{key: "rate_limit_per_org", kind: kindInt, cmds: forGateway,
+			usage: "requests per minute and organisation (`N`; 0: no limit)",
+			set:   setCount(func(c *serverConfig) *int { return &c.RateLimitPerOrg })},
+		{key: "rate_limit_burst", kind: kindInt, cmds: forGateway,
+			usage: "token-bucket size (`N`; 0: the per-minute figure)",
+			set:   setCount(func(c *serverConfig) *int { return &c.RateLimitBurst })},
+		{key: "upstream_timeout", kind: kindDuration, cmds: forGateway,
+			usage: "wait at most `DURATION` for a provider's response headers (then 504)",
+			set:   setDuration(func(c *serverConfig) *time.Duration { return &c.UpstreamTimeout })},
+		{key: "shutdown_timeout", kind: kindDuration, cmds: forBoth,
+			usage: "on SIGINT/SIGTERM, let requests in flight finish for at most `DURATION`",
+			set:   setDuration(func(c *serverConfig) *time.Duration { return &c.ShutdownTimeout })},
+		{key: "dev", kind: kindBool, cmds: forGateway,
+			usage: "development mode: test mode with a dev key (TAKUMO_DEV_KEY or a new one), printed with the export lines for AI tools",
+			set: func(c *serverConfig, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.Dev = b
+				return nil
+			}},
+		{key: "dev_key", flag: "-", secret: true, cmds: forGateway,
+			set: func(c *serverConfig, v string) error { c.DevKey = v; return nil }},
+	}
+}
+
+// validTakumoKey reports whether k has the shape of a Takumo API key.
+func validTakumoKey(k string) bool {
+	rest, ok := strings.CutPrefix(k, "tk_test_")
+	if !ok {
+		rest, ok = strings.CutPrefix(k, "tk_live_")
+	}
+	if !ok || len(rest) != 64 {
+		return false
+	}
+	for i := range len(rest) {
+		if !(rest[i] >= '0' && rest[i] <= '9' || rest[i] >= 'a' && rest[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// configFlags holds the flags of a server command until they are resolved.
+type configFlags struct {
+	cmd    serverCmd
+	file   string
+	values map[string]*string // by key; bool flags too, as text
+	fs     *pflag.FlagSet
+}
+
+// addConfigFlags declares --config and one flag per non-secret setting of
+// cmd.
+func addConfigFlags(fs *pflag.FlagSet, cmd serverCmd) *configFlags {
+	cf := &configFlags{cmd: cmd, values: map[string]*string{}, fs: fs}
+	fs.StringVar(&cf.file, "config", "", "YAML `FILE` with settings (keys as the TAKUMO_* names, lower-case, without the prefix)")
+	for _, s := range serverSettings() {
+		name := s.flagName()
+		if s.cmds&cmd == 0 || name == "" {
+			continue
+		}
+		v := new(string)
+		cf.values[s.key] = v
+		if s.kind == kindBool {
+			b := new(bool)
+			fs.Var(boolText{b: b, s: v}, name, s.usage)
+			fs.Lookup(name).NoOptDefVal = "true"
+			continue
+		}
+		fs.StringVar(v, name, "", s.usage+" [env "+s.env()+"]")
+	}
+	return cf
+}
+
+// boolText is a bool flag that records its value as text.
+type boolText struct {
+	b *bool
+	s *string
+}
+
+func (f boolText) String() string {
+	if f.b == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*f.b)
+}
+
+func (f boolText) Set(v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*f.b, *f.s = b, strconv.FormatBool(b)
+	return nil
+}
+
+func (boolText) Type() string { return "bool" }
+
+// rawValue is a setting's value as one source gave it.
+type rawValue struct {
+	items  []string // one for scalars
+	origin string   // "--listen", "TAKUMO_LISTEN_ADDR", "gw.yaml:3"
+}
+
+// configErrors is every problem found in the configuration.
+type configErrors []string
+
+func (e configErrors) Error() string {
+	if len(e) == 1 {
+		return "configuration: " + e[0]
+	}
+	return fmt.Sprintf("configuration: %d problems:\n  %s", len(e), strings.Join(e, "\n  "))
+}
+
+// resolve builds the configuration from the flags, lookupEnv and the
+// --config file, reporting every problem at once.
+func (cf *configFlags) resolve(lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*serverConfig, error) {
+	settings := serverSettings()
+	byKey := make(map[string]setting, len(settings))
+	for _, s := range settings {
+		byKey[s.key] = s
+	}
+	var errs configErrors
+	chosen := map[string]rawValue{}
+
+	// Lowest first; each source overwrites what it sets.
+	if cf.file != "" {
+		data, err := readFile(cf.file)
+		if err != nil {
+			return nil, fmt.Errorf("--config: %w%s", err, pathHint(err))
+		}
+		vals, ferrs := parseConfigFile(cf.file, data, byKey, cf.cmd)
+		errs = append(errs, ferrs...)
+		for k, v := range vals {
+			chosen[k] = v
+		}
+	}
+	for _, s := range settings {
+		if s.cmds&cf.cmd == 0 {
+			continue
+		}
+		v, ok := lookupEnv(s.env())
+		if !ok {
+			continue
+		}
+		rv := rawValue{items: []string{v}, origin: s.env()}
+		if s.kind == kindList {
+			rv.items = nil
+			for _, item := range strings.Split(v, ",") {
+				if item = strings.TrimSpace(item); item != "" {
+					rv.items = append(rv.items, item)
+				}
+			}
+		}
+		chosen[s.key] = rv
+	}
+	for key, v := range cf.values {
+		s := byKey[key]
+		if f := cf.fs.Lookup(s.flagName()); f != nil && f.Changed {
+			chosen[key] = rawValue{items: []string{*v}, origin: "--" + s.flagName()}
+		}
+	}
+
+	c := defaultServerConfig(cf.cmd)
+	for _, s := range settings {
+		rv, ok := chosen[s.key]
+		if !ok {
+			continue
+		}
+		c.set[s.key] = true
+		for _, item := range rv.items {
+			if err := s.set(c, item); err != nil {
+				if s.secret {
+					// The setters of secrets never print the value, but
+					// make sure of it for any that might.
+					err = errors.New(strings.ReplaceAll(err.Error(), item, redacted))
+				}
+				errs = append(errs, fmt.Sprintf("%s: %s: %v", rv.origin, s.key, err))
+				break
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+func defaultServerConfig(cmd serverCmd) *serverConfig {
+	c := &serverConfig{
+		ListenAddr:      "127.0.0.1:8080",
+		AnthropicURL:    "https://api.anthropic.com",
+		OpenAIURL:       "https://api.openai.com",
+		MistralURL:      "https://api.mistral.ai",
+		GeminiURL:       "https://generativelanguage.googleapis.com",
+		Mode:            "test",
+		MaxBodyBytes:    32 << 20,
+		LogFormat:       defaultLogFormat,
+		RateLimitPerKey: defaultRateLimitKey,
+		UpstreamTimeout: defaultUpstreamTimout,
+		ShutdownTimeout: defaultShutdown,
+		set:             map[string]bool{},
+	}
+	if cmd == forExtProc {
+		c.ListenAddr = defaultExtProcListen
+		c.RateLimitPerKey = 0
+	}
+	return c
+}
+
+// parseConfigFile reads the YAML mapping of settings in data. Errors name
+// the file, line and key; values of secret settings are never quoted.
+func parseConfigFile(name string, data []byte, byKey map[string]setting, cmd serverCmd) (map[string]rawValue, configErrors) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, configErrors{fmt.Sprintf("%s: %v", name, err)}
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, configErrors{fmt.Sprintf("%s:%d: want a mapping of settings (key: value)", name, root.Line)}
+	}
+	out := map[string]rawValue{}
+	seen := map[string]int{}
+	var errs configErrors
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		at := fmt.Sprintf("%s:%d", name, k.Line)
+		if k.Kind != yaml.ScalarNode {
+			errs = append(errs, at+": a key must be a plain name")
+			continue
+		}
+		key := k.Value
+		s, ok := byKey[key]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Sprintf("%s: unknown key %q%s", at, key, suggestKey(key, byKey)))
+			continue
+		case s.cmds&cmd == 0:
+			errs = append(errs, fmt.Sprintf("%s: %q is not a setting of the %s command", at, key, cmd))
+			continue
+		}
+		if line, dup := seen[key]; dup {
+			errs = append(errs, fmt.Sprintf("%s: %q is already set on line %d", at, key, line))
+			continue
+		}
+		seen[key] = k.Line
+		items, err := yamlItems(v, s.kind)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s:%d: %s: %v", name, v.Line, key, err))
+			continue
+		}
+		out[key] = rawValue{items: items, origin: fmt.Sprintf("%s:%d", name, v.Line)}
+	}
+	return out, errs
+}
+
+// yamlItems checks that v has the YAML type kind wants and returns its text.
+func yamlItems(v *yaml.Node, kind valueKind) ([]string, error) {
+	wrong := func() error {
+		got := "a " + strings.TrimPrefix(v.ShortTag(), "!!")
+		switch v.Kind {
+		case yaml.MappingNode:
+			got = "a mapping"
+		case yaml.SequenceNode:
+			got = "a list"
+		case yaml.AliasNode:
+			got = "an alias"
+		}
+		if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null" {
+			got = "no value"
+		}
+		return fmt.Errorf("want %s, got %s", kind.want(), got)
+	}
+	if kind == kindList {
+		switch {
+		case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str":
+			return []string{v.Value}, nil
+		case v.Kind != yaml.SequenceNode:
+			return nil, wrong()
+		}
+		items := make([]string, 0, len(v.Content))
+		for _, it := range v.Content {
+			if it.Kind != yaml.ScalarNode || it.ShortTag() != "!!str" {
+				return nil, fmt.Errorf("want a list of strings, got an item that is not a string (line %d)", it.Line)
+			}
+			items = append(items, it.Value)
+		}
+		return items, nil
+	}
+	if v.Kind != yaml.ScalarNode {
+		return nil, wrong()
+	}
+	tag := v.ShortTag()
+	ok := false
+	switch kind {
+	case kindString, kindDuration:
+		ok = tag == "!!str"
+	case kindInt:
+		ok = tag == "!!int"
+	case kindSize:
+		ok = tag == "!!int" || tag == "!!str"
+	case kindBool:
+		ok = tag == "!!bool"
+	}
+	if !ok {
+		return nil, wrong()
+	}
+	return []string{v.Value}, nil
+}
+
+// suggestKey names a known key close to an unknown one.
+func suggestKey(key string, byKey map[string]setting) string {
+	norm := func(s string) string { return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s)) }
+	k := norm(strings.TrimPrefix(strings.ToLower(key), "takumo_"))
+	for known := range byKey {
+		if norm(known) == k {
+			return fmt.Sprintf(" (did you mean %q?)", known)
+		}
+	}
+	return ""
+}
