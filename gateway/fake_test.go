@@ -186,14 +186,21 @@ func (l *lockedBuffer) String() string {
 
 func newHarness(t testing.TB, fake *fakeExtProc, upstream string, mod func(*Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, fake, upstream, mod,
+		[]grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 20), grpc.MaxSendMsgSize(64 << 20)},
+		ExtProcDialOptions(64<<20))
+}
+
+func newHarnessWith(t testing.TB, fake *fakeExtProc, upstream string, mod func(*Config), srvOpts []grpc.ServerOption, dialOpts []grpc.DialOption) *harness {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20))
+	srv := grpc.NewServer(srvOpts...)
 	extprocv3.RegisterExternalProcessorServer(srv, fake)
 	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet",
+	conn, err := grpc.NewClient("passthrough:///bufnet", append([]grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+	}, dialOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

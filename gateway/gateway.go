@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 )
 
@@ -53,6 +55,9 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, errors.New("gateway: Config.ExtProc is required")
 	}
 	g := &Gateway{cfg: cfg}
+	if g.cfg.Listen == "" {
+		g.cfg.Listen = DefaultListen
+	}
 	if cfg.Filter == nil {
 		g.filter = DefaultFilter()
 	} else {
@@ -108,6 +113,21 @@ func New(cfg Config) (*Gateway, error) {
 	g.handler = g.buildHandler()
 	return g, nil
 }
+
+// ExtProcDialOptions are the gRPC options a connection to the ext_proc
+// server needs for bodies up to maxBodyBytes: gRPC's 4 MiB default message
+// limit would otherwise fail large bodies (extproc-anchors §1.8). The
+// server side must raise MaxRecvMsgSize the same way.
+func ExtProcDialOptions(maxBodyBytes int64) []grpc.DialOption {
+	if maxBodyBytes <= 0 {
+		maxBodyBytes = DefaultMaxBodyBytes
+	}
+	n := int(min(maxBodyBytes+1<<20, math.MaxInt32)) // room for headers and framing
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(n), grpc.MaxCallRecvMsgSize(n))}
+}
+
+// Listen returns the configured listen address (default 127.0.0.1:8080).
+func (g *Gateway) Listen() string { return g.cfg.Listen }
 
 // Upstreams returns a copy of the routing table in use.
 func (g *Gateway) Upstreams() map[string]*url.URL { return maps.Clone(g.upstreams) }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -689,5 +691,82 @@ func TestNewRejectsUnsupportedFilters(t *testing.T) {
 	}
 	if _, err := New(Config{}); err == nil {
 		t.Error("New without ExtProc must fail")
+	}
+}
+
+func TestLargeBodiesNeedRaisedGRPCLimits(t *testing.T) {
+	big := strings.Repeat("a", 5<<20) // over gRPC's 4 MiB default
+	route := func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		return routeTo("anthropic", nil), nil
+	}
+
+	up := newRecordingUpstream(t, `{}`)
+	h := newHarnessWith(t, &fakeExtProc{onRequestBody: route}, up.srv.URL, nil,
+		[]grpc.ServerOption{grpc.MaxRecvMsgSize(8 << 20)}, ExtProcDialOptions(8<<20))
+	if resp, body := h.do(t, http.MethodPost, "/v1/messages", big, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("raised limits: %d %s", resp.StatusCode, body)
+	}
+	if _, ub := up.last(); len(ub) != len(big) {
+		t.Errorf("upstream got %d bytes", len(ub))
+	}
+
+	// A server left at the default fails the request closed (500), and the
+	// upstream gets nothing.
+	up2 := newRecordingUpstream(t, `{}`)
+	h2 := newHarnessWith(t, &fakeExtProc{onRequestBody: route}, up2.srv.URL, nil, nil, ExtProcDialOptions(8<<20))
+	if resp, _ := h2.do(t, http.MethodPost, "/v1/messages", big, nil); resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("default server limit: %d, want 500", resp.StatusCode)
+	}
+	if up2.count() != 0 {
+		t.Error("upstream must get nothing")
+	}
+}
+
+func TestLogsCarryNoSecrets(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		r := routeTo("gemini", nil)
+		r.GetRequestBody().GetResponse().GetHeaderMutation().SetHeaders = append(r.GetRequestBody().GetResponse().GetHeaderMutation().SetHeaders,
+			setHeader("x-goog-api-key", fakeProviderKey), setHeader(":path", "/v1beta/models/m:generateContent?key="+fakeProviderKey))
+		return r, nil
+	}}
+	h := newHarness(t, fake, "", func(c *Config) {
+		u, _ := url.Parse(deadURL)
+		c.Upstreams = map[string]*url.URL{"gemini": u}
+	})
+	resp, body := h.do(t, http.MethodPost, "/v1beta/models/m:generateContent", `{"password":"`+fakeProviderKey+`"}`, nil)
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, fakeProviderKey) {
+		t.Error("the error body carries the key")
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, "upstream connect failed") {
+		t.Fatalf("expected the upstream failure in the logs:\n%s", logs)
+	}
+	if strings.Contains(logs, fakeProviderKey) {
+		t.Errorf("logs carry the key:\n%s", logs)
+	}
+}
+
+func TestFailureModeAllowContinuesUnprocessed(t *testing.T) {
+	up := newRecordingUpstream(t, `{"ok":1}`)
+	fake := &fakeExtProc{
+		onRequestHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+			return routeHeaders("anthropic"), nil
+		},
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return nil, status.Error(codes.Internal, "boom")
+		},
+	}
+	f := DefaultFilter()
+	f.FailureModeAllow = true
+	h := newHarness(t, fake, up.srv.URL, func(c *Config) { c.Filter = f })
+	resp, body := h.do(t, http.MethodPost, "/v1/messages", `{"k":1}`, nil)
+	if resp.StatusCode != http.StatusOK || body != `{"ok":1}` {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
 	}
 }

@@ -626,20 +626,26 @@ func (x *exchange) forward(up *url.URL, body io.Reader, bodyLen int64) (*http.Re
 		x.status = "client_closed"
 		return nil, localReply{}, false
 	}
+	// Log the cause without the URL: a query string can carry a key.
+	logged := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		logged = ue.Err
+	}
 	var ne net.Error
 	var oe *net.OpError
 	switch {
 	case errors.As(err, &oe) && oe.Op == "dial":
 		x.g.metrics.upstreamError(x.ctx, "connect")
-		x.log.Warn("upstream connect failed", "provider", x.route, "error", err, "request_id", x.requestID)
+		x.log.Warn("upstream connect failed", "provider", x.route, "error", logged, "request_id", x.requestID)
 		return nil, localReply{status: http.StatusBadGateway, code: codeBadGateway, message: "the provider could not be reached"}, true
 	case errors.As(err, &ne) && ne.Timeout():
 		x.g.metrics.upstreamError(x.ctx, "timeout")
-		x.log.Warn("upstream timed out", "provider", x.route, "error", err, "request_id", x.requestID)
+		x.log.Warn("upstream timed out", "provider", x.route, "error", logged, "request_id", x.requestID)
 		return nil, localReply{status: http.StatusGatewayTimeout, code: codeGatewayTimeout, message: "the provider did not answer in time"}, true
 	default:
 		x.g.metrics.upstreamError(x.ctx, "other")
-		x.log.Warn("upstream request failed", "provider", x.route, "error", err, "request_id", x.requestID)
+		x.log.Warn("upstream request failed", "provider", x.route, "error", logged, "request_id", x.requestID)
 		return nil, localReply{status: http.StatusBadGateway, code: codeBadGateway, message: "the provider connection failed"}, true
 	}
 }
