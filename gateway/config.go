@@ -10,6 +10,7 @@ import (
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -136,6 +137,10 @@ type Config struct {
 	// MetricsHandler serves /metrics when MeterProvider is set (see
 	// NewPrometheusMetrics); nil then means no /metrics route.
 	MetricsHandler http.Handler
+	// TracerProvider receives one server span per request with a child span
+	// per ext_proc phase and for the upstream exchange (nil: no tracing).
+	// Span attributes never carry header values, paths or bodies.
+	TracerProvider trace.TracerProvider
 }
 
 // modes is the processing mode the gateway supports, checked once in New.

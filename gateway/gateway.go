@@ -18,6 +18,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 )
@@ -33,6 +35,7 @@ type Gateway struct {
 	log        *slog.Logger
 	metrics    *instruments
 	metricsH   http.Handler
+	tracer     trace.Tracer
 	msgTimeout time.Duration
 	maxTimeout time.Duration
 	handler    http.Handler
@@ -110,6 +113,11 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.metricsH = mh
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	g.tracer = tp.Tracer("github.com/takumo/aegis/gateway")
 	g.handler = g.buildHandler()
 	return g, nil
 }

@@ -16,6 +16,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -768,5 +770,32 @@ func TestFailureModeAllowContinuesUnprocessed(t *testing.T) {
 	resp, body := h.do(t, http.MethodPost, "/v1/messages", `{"k":1}`, nil)
 	if resp.StatusCode != http.StatusOK || body != `{"ok":1}` {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestTracingSpansPerPhaseWithoutSecrets(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	up := newRecordingUpstream(t, `{}`)
+	fake := &fakeExtProc{onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+		return routeTo("anthropic", nil), nil
+	}}
+	h := newHarness(t, fake, up.srv.URL, func(c *Config) { c.TracerProvider = tp })
+	if resp, _ := h.do(t, http.MethodPost, "/v1/messages?key="+fakeProviderKey, `{"k":"`+fakeProviderKey+`"}`, map[string]string{"X-Api-Key": fakeProviderKey}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	names := map[string]bool{}
+	for _, s := range rec.Ended() {
+		names[s.Name()] = true
+		for _, a := range s.Attributes() {
+			if strings.Contains(a.Value.String(), fakeProviderKey) {
+				t.Errorf("span %s attribute %s carries the key", s.Name(), a.Key)
+			}
+		}
+	}
+	for _, n := range []string{"gateway.request", "ext_proc.request_headers", "ext_proc.request_body", "upstream.headers", "ext_proc.response_headers", "ext_proc.response_body"} {
+		if !names[n] {
+			t.Errorf("span %s missing (have %v)", n, names)
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -52,7 +54,9 @@ type exchange struct {
 func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, span := g.tracer.Start(r.Context(), "gateway.request", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	pm := g.filter.GetProcessingMode()
 	x := &exchange{
@@ -70,12 +74,16 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 			status = strconv.Itoa(sw.status)
 		}
 		if p := recover(); p != nil {
+			span.SetAttributes(attribute.String("aegis.provider", x.provider), attribute.String("aegis.status", "aborted"))
+			span.End()
 			g.record(r.Context(), start, "aborted", x.provider)
 			panic(p)
 		}
 		if status == "" {
 			status = "client_closed"
 		}
+		span.SetAttributes(attribute.String("aegis.provider", x.provider), attribute.String("aegis.status", status))
+		span.End()
 		g.record(r.Context(), start, status, x.provider)
 	}()
 	if g.draining.Load() {
@@ -84,6 +92,13 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.run()
+}
+
+// phase starts a child span for one ext_proc phase (or the upstream
+// exchange); the caller ends it.
+func (x *exchange) phase(name string) trace.Span {
+	_, sp := x.g.tracer.Start(x.ctx, name)
+	return sp
 }
 
 // abort breaks the client's stream once the response has started: the
@@ -248,6 +263,7 @@ func (x *exchange) writeDirect(lr localReply) {
 // reports whether CONTINUE_AND_REPLACE replaced the body (and the new
 // body), and false when the exchange is over.
 func (x *exchange) requestHeadersPhase(eos bool) (bool, []byte, bool) {
+	defer x.phase("ext_proc.request_headers").End()
 	sentAt := time.Now()
 	err := x.s.send(x.ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
 		RequestHeaders: &extprocv3.HttpHeaders{Headers: x.reqHeaders.toProto(), EndOfStream: eos},
@@ -322,6 +338,7 @@ func (x *exchange) readRequestBody() ([]byte, bool) {
 
 // requestBodyPhase sends the buffered body and applies the reply.
 func (x *exchange) requestBodyPhase(body []byte) ([]byte, bool) {
+	defer x.phase("ext_proc.request_body").End()
 	x.s.newState()
 	sentAt := time.Now()
 	err := x.s.send(x.ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
@@ -582,6 +599,7 @@ func ceilSeconds(d time.Duration, atLeast int) int {
 // reply (502/504) to pass through ext_proc, or ok false when the client is
 // gone or the request could not be built (already answered).
 func (x *exchange) forward(up *url.URL, body io.Reader, bodyLen int64) (*http.Response, localReply, bool) {
+	defer x.phase("upstream.headers").End()
 	method, _ := x.reqHeaders.get(":method")
 	path, _ := x.reqHeaders.get(":path")
 	target, err := url.Parse(up.Scheme + "://" + up.Host + strings.TrimSuffix(up.Path, "/") + path)
@@ -664,51 +682,8 @@ func (x *exchange) respond(hm headerMap, body io.Reader, eos, fromUpstream bool)
 		hm = append(hm, x.rateHdrs...)
 	}
 	if x.s != nil {
-		x.s.newState()
-		if x.respBody == extprocfilterv3.ProcessingMode_STREAMED {
-			hm = hm.remove("content-length") // Envoy removes it for the configured STREAMED mode
-		}
-		sentAt := time.Now()
-		err := x.s.send(x.ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
-			ResponseHeaders: &extprocv3.HttpHeaders{Headers: hm.toProto(), EndOfStream: eos},
-		}})
-		var resp *extprocv3.ProcessingResponse
-		if err == nil {
-			resp, err = x.s.await(x.ctx, sentAt)
-		}
-		if err == nil {
-			x.applyMetadata(resp)
-			if ir := resp.GetImmediateResponse(); ir != nil {
-				x.immediate(ir)
-				return
-			}
-			if resp.GetResponseHeaders() == nil {
-				err = errSpurious
-			}
-		}
-		if err == nil {
-			x.modeOverride(resp)
-			if !supportedResponseBodyMode(x.respBody) {
-				err = fmt.Errorf("%w: response body mode %s not supported by this data plane", errSpurious, x.respBody)
-			}
-		}
-		if err == nil {
-			cr := resp.GetResponseHeaders().GetResponse()
-			var ignored int
-			hm, ignored, err = applyHeaderMutation(hm, cr.GetHeaderMutation(), mutationPolicy{
-				rules:             x.g.filter.GetMutationRules(),
-				dropContentLength: x.respBody == extprocfilterv3.ProcessingMode_STREAMED,
-			})
-			x.noteIgnored(ignored)
-			if err == nil && cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
-				x.respBody = extprocfilterv3.ProcessingMode_NONE
-				if bm := cr.GetBodyMutation(); bm != nil {
-					hm = hm.remove("content-length")
-					body, eos = bytes.NewReader(mutatedBody(nil, bm)), false
-				}
-			}
-		}
-		if err != nil && !x.failResponsePhase(err) {
+		var ok bool
+		if hm, body, eos, ok = x.responseHeadersPhase(hm, body, eos); !ok {
 			return
 		}
 	}
@@ -731,6 +706,62 @@ func (x *exchange) respond(hm headerMap, body io.Reader, eos, fromUpstream bool)
 		return
 	}
 	x.streamedResponse(hm, st, body)
+}
+
+// responseHeadersPhase sends the response headers (with :status) and
+// applies the reply: mode_override first, then the header mutation, then
+// CONTINUE_AND_REPLACE. It reports false when the exchange is over.
+func (x *exchange) responseHeadersPhase(hm headerMap, body io.Reader, eos bool) (headerMap, io.Reader, bool, bool) {
+	sp := x.phase("ext_proc.response_headers")
+	defer sp.End()
+	x.s.newState()
+	if x.respBody == extprocfilterv3.ProcessingMode_STREAMED {
+		hm = hm.remove("content-length") // Envoy removes it for the configured STREAMED mode
+	}
+	sentAt := time.Now()
+	err := x.s.send(x.ctx, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HttpHeaders{Headers: hm.toProto(), EndOfStream: eos},
+	}})
+	var resp *extprocv3.ProcessingResponse
+	if err == nil {
+		resp, err = x.s.await(x.ctx, sentAt)
+	}
+	if err == nil {
+		x.applyMetadata(resp)
+		if ir := resp.GetImmediateResponse(); ir != nil {
+			x.immediate(ir)
+			return hm, body, eos, false
+		}
+		if resp.GetResponseHeaders() == nil {
+			err = errSpurious
+		}
+	}
+	if err == nil {
+		x.modeOverride(resp)
+		if !supportedResponseBodyMode(x.respBody) {
+			err = fmt.Errorf("%w: response body mode %s not supported by this data plane", errSpurious, x.respBody)
+		}
+	}
+	if err == nil {
+		cr := resp.GetResponseHeaders().GetResponse()
+		var ignored int
+		hm, ignored, err = applyHeaderMutation(hm, cr.GetHeaderMutation(), mutationPolicy{
+			rules:             x.g.filter.GetMutationRules(),
+			dropContentLength: x.respBody == extprocfilterv3.ProcessingMode_STREAMED,
+		})
+		x.noteIgnored(ignored)
+		if err == nil && cr.GetStatus() == extprocv3.CommonResponse_CONTINUE_AND_REPLACE {
+			x.respBody = extprocfilterv3.ProcessingMode_NONE
+			if bm := cr.GetBodyMutation(); bm != nil {
+				hm = hm.remove("content-length")
+				body, eos = bytes.NewReader(mutatedBody(nil, bm)), false
+			}
+		}
+	}
+	if err != nil && !x.failResponsePhase(err) {
+		return hm, body, eos, false
+	}
+	return hm, body, eos, true
 }
 
 // failResponsePhase handles an ext_proc failure before the response
@@ -817,6 +848,7 @@ func (x *exchange) passThrough(hm headerMap, st int, body io.Reader, eos bool) {
 // bufferedResponse buffers the response body, sends it, applies the reply
 // (headers are still held, so its header mutation applies) and writes it.
 func (x *exchange) bufferedResponse(hm headerMap, st int, body io.Reader) {
+	defer x.phase("ext_proc.response_body").End()
 	limit := x.g.cfg.MaxBodyBytes
 	buf, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
@@ -904,6 +936,7 @@ type chunk struct {
 // is written and flushed immediately. The last chunk carries
 // end_of_stream.
 func (x *exchange) streamedResponse(hm headerMap, st int, body io.Reader) {
+	defer x.phase("ext_proc.response_body_streamed").End()
 	x.writeHeaders(hm, st)
 	_ = x.flush()
 	x.s.newState()
