@@ -66,7 +66,7 @@ func TestTokenizeCases(t *testing.T) {
 		},
 		{
 			name: "tool descriptions and schema descriptions, not names or types", route: anth,
-			body: `{"tools":[{"name":"` + aws + `","description":"uses ` + aws + `","input_schema":{"type":"object","properties":{"` + aws + `":{"type":"string","description":"default ` + key + `"}},"required":["` + aws + `"]}}],"messages":[]}`,
+			body:  `{"tools":[{"name":"` + aws + `","description":"uses ` + aws + `","input_schema":{"type":"object","properties":{"` + aws + `":{"type":"string","description":"default ` + key + `"}},"required":["` + aws + `"]}}],"messages":[]}`,
 			kept:  []string{`"name":"` + aws, `"properties":{"` + aws, `"required":["` + aws},
 			gone:  []string{key},
 			field: []string{"tools[0].description", "tools[0].input_schema.properties." + aws + ".description"}, line: []int{1, 1},
@@ -79,14 +79,14 @@ func TestTokenizeCases(t *testing.T) {
 		},
 		{
 			name: "arguments with escapes at both levels", route: chat,
-			body: `{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"cmd\":\"echo \\\"` + key + `\\\"\\n\",\"n\":1}"}}]}]}`,
+			body:  `{"messages":[{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"cmd\":\"echo \\\"` + key + `\\\"\\n\",\"n\":1}"}}]}]}`,
 			gone:  []string{key},
 			kept:  []string{`"arguments":"{\"cmd\":\"echo \\\"__TAKUMO_v1_KEY_`, `__\\\"\\n\",\"n\":1}"`},
 			field: []string{"messages[0].tool_calls[0].function.arguments"}, line: []int{1},
 		},
 		{
 			name: "image_url and audio data untouched, text tokenized", route: chat,
-			body: `{"messages":[{"role":"user","name":"` + aws + `","content":[{"type":"text","text":"` + aws + `"},{"type":"image_url","image_url":{"url":"https://x/` + aws + `"}},{"type":"input_audio","input_audio":{"data":"` + aws + `","format":"wav"}}]}]}`,
+			body:  `{"messages":[{"role":"user","name":"` + aws + `","content":[{"type":"text","text":"` + aws + `"},{"type":"image_url","image_url":{"url":"https://x/` + aws + `"}},{"type":"input_audio","input_audio":{"data":"` + aws + `","format":"wav"}}]}]}`,
 			kept:  []string{`"name":"` + aws, `"url":"https://x/` + aws, `"input_audio":{"data":"` + aws},
 			field: []string{"messages[0].content[0].text"}, line: []int{1},
 		},
