@@ -13,6 +13,8 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestClientDisconnectMidStreamLeaksNothing(t *testing.T) {
@@ -136,5 +138,46 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	if c, err := (&net.Dialer{}).DialContext(t.Context(), "tcp", ln.Addr().String()); err == nil {
 		_ = c.Close()
 		t.Error("the listener is still open")
+	}
+}
+
+// TestHTTP2ClientSeesStreamReset runs the gateway with Serve (cleartext
+// HTTP/2 enabled) and breaks ext_proc mid-stream: an HTTP/2 client must see
+// the stream reset, not a clean end.
+func TestHTTP2ClientSeesStreamReset(t *testing.T) {
+	up := sseUpstream(t, "data: a\n\n")
+	fake := &fakeExtProc{
+		onRequestBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return routeTo("anthropic", nil), nil
+		},
+		onResponseHeaders: func(*extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) { return streamingOverride(), nil },
+		onResponseBody: func(*extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+			return nil, status.Error(codes.Internal, "rehydrator crashed")
+		},
+	}
+	h := newHarness(t, fake, up.srv.URL, nil)
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- h.gw.Serve(ctx, ln) }()
+	t.Cleanup(func() { stop(); <-served })
+
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+ln.Addr().String()+"/v1/messages", strings.NewReader(`{}`))
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatalf("clean end after %q", b)
 	}
 }

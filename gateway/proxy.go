@@ -318,16 +318,22 @@ func (x *exchange) readRequestBody() ([]byte, bool) {
 		x.writeDirect(localReply{status: http.StatusRequestEntityTooLarge, code: codeTooLarge, message: "request body over the configured limit"})
 		return nil, false
 	}
-	capHint := x.r.ContentLength
-	if capHint < 0 || capHint > 1<<20 {
-		capHint = 64 << 10
+	if cl := x.r.ContentLength; cl > 0 {
+		// Known length (the server enforces it): one exact allocation.
+		buf := make([]byte, cl)
+		if _, err := io.ReadFull(x.r.Body, buf); err != nil {
+			x.log.Debug("reading the request body failed", "error", err)
+			x.status = "client_closed"
+			return nil, false // the client is gone or sent a short body: nobody to answer
+		}
+		return buf, true
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, capHint+1))
+	buf := bytes.NewBuffer(make([]byte, 0, 64<<10))
 	n, err := buf.ReadFrom(io.LimitReader(x.r.Body, limit+1))
 	if err != nil {
 		x.log.Debug("reading the request body failed", "error", err)
 		x.status = "client_closed"
-		return nil, false // the client is gone or sent a broken body: nobody to answer
+		return nil, false
 	}
 	if n > limit {
 		x.writeDirect(localReply{status: http.StatusRequestEntityTooLarge, code: codeTooLarge, message: "request body over the configured limit"})
