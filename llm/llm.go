@@ -18,6 +18,27 @@
 //
 // A path may carry an explicit provider prefix (/anthropic/v1/messages,
 // /openai/v1/…, /mistral/v1/…, /gemini/v1beta/…), which wins over guessing.
+//
+// # Requests
+//
+// ParseRequest validates a body in one hand-written pass over its bytes (no
+// encoding/json, no tree) and records where the strings to tokenize are;
+// Request.Tokenize then runs detection on each string's decoded value and
+// splices tokens into the raw bytes, leaving every other byte as it was.
+// Which strings are prose is a table per provider (nodes.go): message
+// text, system prompts, tool results, tool inputs and call arguments,
+// thinking text, tool and schema descriptions are; ids, model names, types,
+// roles, signatures, redacted thinking, and base64 image, audio and document
+// data are not. Whatever the table does not name is tokenized unless it is
+// an id, a type, a role or a base64 blob: a token the provider only echoes
+// comes back rehydrated, a secret sent cannot be recalled.
+//
+// # Responses
+//
+// NewResponseRewriter picks the codec from the content type: JSON bodies are
+// rehydrated whole at the end, event streams event by event with one
+// token.StreamRehydrator per content stream, anything else as a raw stream.
+// See NewResponseRewriter and sseRewriter for the details.
 package llm
 
 import (
@@ -113,7 +134,11 @@ type Detection struct {
 type ResponseRewriter interface {
 	// Write takes the next chunk of the response body (content-encoding
 	// identity) and returns the bytes to send downstream now; eos marks the
-	// last chunk, after which everything held back has been returned.
+	// last chunk, after which everything held back has been returned and
+	// further writes return nothing. The result may be chunk itself (a
+	// body with nothing to put back), so the caller must send it before it
+	// reuses chunk's memory. The errors are reserved; none is returned
+	// today.
 	Write(chunk []byte, eos bool) ([]byte, error)
 	// Stats counts tokens replaced and unknown tokens left.
 	Stats() token.Stats

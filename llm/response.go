@@ -20,6 +20,8 @@ import (
 //     the end, then every string rehydrated in place (tool-call arguments,
 //     which hold JSON text, as JSON fragments). A body without a token
 //     prefix is returned untouched.
+//   - JSON lines (application/x-ndjson): streamed through one
+//     token.StreamRehydrator in JSONString mode.
 //   - anything else: streamed through one token.StreamRehydrator in Raw
 //     mode.
 //
@@ -39,6 +41,10 @@ func NewResponseRewriter(route Route, info RequestInfo, status int, contentType 
 		return newSSERewriter(route, provider, v)
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		return &jsonRewriter{v: v, fragments: usesArgumentStrings(provider)}
+	case mt == "application/x-ndjson" || mt == "application/jsonl" || mt == "application/json-seq":
+		// Streamed JSON lines: tokens sit inside strings, so values go
+		// back JSON-escaped, as the lines arrive.
+		return &rawRewriter{sr: token.NewStreamRehydrator(v, token.JSONString)}
 	default:
 		return &rawRewriter{sr: token.NewStreamRehydrator(v, token.Raw)}
 	}
@@ -53,12 +59,17 @@ func usesArgumentStrings(p Provider) bool {
 
 // rawRewriter streams a body of unknown type through one rehydrator.
 type rawRewriter struct {
-	sr *token.StreamRehydrator
+	sr   *token.StreamRehydrator
+	done bool
 }
 
 func (r *rawRewriter) Write(chunk []byte, eos bool) ([]byte, error) {
+	if r.done {
+		return nil, nil
+	}
 	out := r.sr.AppendWrite(nil, chunk)
 	if eos {
+		r.done = true
 		out = r.sr.AppendFlush(out)
 	}
 	return out, nil

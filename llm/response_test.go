@@ -187,12 +187,12 @@ func TestResponseRaw(t *testing.T) {
 
 func TestResponseRewriterAfterEOS(t *testing.T) {
 	v, _ := streamVault(t)
-	for _, ct := range []string{"application/json", "text/event-stream", "text/plain"} {
+	for _, ct := range []string{"application/json", "text/event-stream", "text/plain", "application/x-ndjson"} {
 		rw := NewResponseRewriter(Route{Provider: Anthropic, Operation: OpMessages}, RequestInfo{}, 200, ct, v)
 		if _, err := rw.Write([]byte(`{"a":1}`), true); err != nil {
 			t.Fatal(err)
 		}
-		if b, err := rw.Write([]byte("more"), true); err != nil || (len(b) != 0 && ct != "text/plain") {
+		if b, err := rw.Write([]byte("more"), true); err != nil || len(b) != 0 {
 			t.Errorf("%s: write after eos gave %q, %v", ct, b, err)
 		}
 	}
