@@ -75,6 +75,19 @@
 //   - Every error the gateway itself produces is the DESIGN §6 JSON body
 //     and every response carries X-Aegis-Request-Id (ext_proc's id, or a
 //     fresh req_ id when ext_proc gave none).
+//   - The ext_proc connection is the caller's; ExtProcDialOptions raises
+//     gRPC's 4 MiB message limit to fit MaxBodyBytes (the ext_proc server
+//     must raise MaxRecvMsgSize too, or large bodies fail closed with 500).
+//   - Observability: aegis_requests_total{status,provider},
+//     aegis_request_duration_seconds, aegis_upstream_errors_total{kind},
+//     aegis_rate_limit_checks_total{result} and
+//     aegis_extproc_failures_total{kind} through the OTel MeterProvider
+//     (Prometheus text on /metrics); one span per request with a child span
+//     per ext_proc phase and for the upstream; logs never carry header
+//     values, bodies or upstream URLs (a query string can hold a key).
+//   - /healthz is 200 while serving; /readyz is 200 when the ext_proc
+//     connection is usable and a one-time probe (GET /v1/health as request
+//     headers) got a well-formed reply; 503 while shutting down.
 //
 // A Gateway holds no global state; all of it hangs off the value New
 // returns, and it is safe for concurrent use.
