@@ -310,20 +310,40 @@ func skipValue(src []byte, i int) int {
 	}
 }
 
-// skipString returns the offset just past the string starting at src[i].
+// skipString returns the offset just past the string starting at src[i],
+// -1 if it does not end.
 func skipString(src []byte, i int) int {
 	i++
-	for i < len(src) {
-		switch src[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i += 2
-		default:
-			i++
+	for {
+		k := bytes.IndexByte(src[i:], '"')
+		if k < 0 {
+			return -1
 		}
+		q := i + k
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		bs := 0
+		for j := q - 1; j >= i && src[j] == '\\'; j-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			return q + 1
+		}
+		i = q + 1
 	}
-	return -1
+}
+
+// indexEOL returns the index of the first \r or \n in b, or -1.
+func indexEOL(b []byte) int {
+	n := bytes.IndexByte(b, '\n')
+	lim := b
+	if n >= 0 {
+		lim = b[:n]
+	}
+	if r := bytes.IndexByte(lim, '\r'); r >= 0 {
+		return r
+	}
+	return n
 }
 
 // members calls f for each member of the object at src[i] with the raw key

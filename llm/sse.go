@@ -2,7 +2,6 @@ package llm
 
 import (
 	"bytes"
-	"strings"
 
 	"github.com/takumo/aegis/token"
 )
@@ -54,6 +53,7 @@ type sseRewriter struct {
 	stats   token.Stats // of whole events and closed streams
 	eol     string      // line ending of the last event
 	splices []splice    // scratch
+	top     topFields   // scratch
 	done    bool
 }
 
@@ -193,7 +193,7 @@ func (r *sseRewriter) eventEnd(off int, eos bool) int {
 	i := max(r.scan, off)
 	line := max(r.line, off)
 	for i < len(b) {
-		k := bytes.IndexAny(b[i:], "\r\n")
+		k := indexEOL(b[i:])
 		if k < 0 {
 			i = len(b)
 			break
@@ -235,27 +235,28 @@ func (r *sseRewriter) event(out, ev []byte) []byte {
 		out = r.flushAll(out)
 		return append(out, ev...)
 	}
-	var top topFields
+	top := &r.top
 	if !top.read(data) {
 		return rehydrateJSON(out, r.v, ev, r.fragments, &r.stats)
 	}
 	top.shift(ds)
+	typ := string(top.typ) // the compiler does not allocate for these comparisons
 	switch {
-	case top.typ == "content_block_delta":
-		return r.anthropicDelta(out, ev, &top)
-	case top.typ == "content_block_stop":
+	case typ == "content_block_delta":
+		return r.anthropicDelta(out, ev, top)
+	case typ == "content_block_stop":
 		out = r.flushWhere(out, func(k streamKey) bool { return k.kind == kindTemplate && k.itemID == "" && k.a == top.index })
 		return rehydrateJSON(out, r.v, ev, false, &r.stats)
-	case top.typ == "message_stop" || top.typ == "response.completed" || top.typ == "response.failed" ||
-		top.typ == "response.incomplete" || top.typ == "error":
+	case typ == "message_stop" || typ == "response.completed" || typ == "response.failed" ||
+		typ == "response.incomplete" || typ == "error":
 		out = r.flushAll(out)
 		return rehydrateJSON(out, r.v, ev, r.fragments, &r.stats)
-	case strings.HasPrefix(top.typ, "response."):
-		return r.responsesEvent(out, ev, &top)
+	case bytes.HasPrefix(top.typ, []byte("response.")):
+		return r.responsesEvent(out, ev, top)
 	case top.choices >= 0:
-		return r.chatChunk(out, ev, &top)
+		return r.chatChunk(out, ev, top)
 	case top.candidates >= 0:
-		return r.geminiChunk(out, ev, &top)
+		return r.geminiChunk(out, ev, top)
 	}
 	return rehydrateJSON(out, r.v, ev, r.fragments, &r.stats)
 }
@@ -265,7 +266,7 @@ func (r *sseRewriter) event(out, ev []byte) []byte {
 func dataSpan(ev []byte) (s, e int, ok bool) {
 	n := 0
 	for i := 0; i < len(ev); {
-		end := bytes.IndexAny(ev[i:], "\r\n")
+		end := indexEOL(ev[i:])
 		if end < 0 {
 			end = len(ev)
 		} else {
@@ -290,12 +291,12 @@ func dataSpan(ev []byte) (s, e int, ok bool) {
 // topFields are the members of an event's data object that decide what it
 // is; spans are offsets in the data (then, after shift, in the event).
 type topFields struct {
-	typ        string
+	typ        []byte
 	index      int
 	delta      [2]int
 	choices    int // start of the choices array, -1 if absent
 	candidates int // start of the candidates array, -1 if absent
-	itemID     string
+	itemID     []byte
 	outIndex   int
 	contIndex  int
 	sumIndex   int
@@ -308,12 +309,13 @@ type topFields struct {
 }
 
 func (t *topFields) read(data []byte) bool {
-	*t = topFields{choices: -1, candidates: -1, index: -1, outIndex: -1, delta: [2]int{-1, -1}, data: data}
+	*t = topFields{choices: -1, candidates: -1, index: -1, outIndex: -1, delta: [2]int{-1, -1}, data: data,
+		envChat: t.envChat[:0], envGemini: t.envGemini[:0]}
 	return members(data, 0, func(key []byte, vs, ve int) bool {
 		switch string(key) {
 		case "type":
 			if data[vs] == '"' {
-				t.typ = string(data[vs+1 : ve-1])
+				t.typ = data[vs+1 : ve-1]
 			}
 		case "index":
 			t.index = atoi(data[vs:ve])
@@ -325,7 +327,7 @@ func (t *topFields) read(data []byte) bool {
 			t.candidates = vs
 		case "item_id":
 			if data[vs] == '"' {
-				t.itemID = string(data[vs+1 : ve-1])
+				t.itemID = data[vs+1 : ve-1]
 			}
 		case "output_index":
 			t.outIndex = atoi(data[vs:ve])
@@ -526,14 +528,14 @@ func (r *sseRewriter) anthropicDelta(out, ev []byte, top *topFields) []byte {
 	if top.delta[0] < 0 || top.index < 0 {
 		return rehydrateJSON(out, r.v, ev, false, &r.stats)
 	}
-	var dtype string
+	var dtype []byte
 	field := [2]int{-1, -1}
 	esc := token.JSONString
 	members(ev, top.delta[0], func(key []byte, vs, ve int) bool {
 		switch string(key) {
 		case "type":
 			if ev[vs] == '"' {
-				dtype = string(ev[vs+1 : ve-1])
+				dtype = ev[vs+1 : ve-1]
 			}
 		case "text", "thinking", "partial_json":
 			if ev[vs] == '"' {
@@ -545,7 +547,7 @@ func (r *sseRewriter) anthropicDelta(out, ev []byte, top *topFields) []byte {
 		}
 		return true
 	})
-	if field[0] < 0 || dtype == "signature_delta" || dtype == "citations_delta" {
+	if field[0] < 0 || string(dtype) == "signature_delta" || string(dtype) == "citations_delta" {
 		return rehydrateJSON(out, r.v, ev, false, &r.stats)
 	}
 	s := r.stream(streamKey{kind: kindTemplate, a: top.index}, esc)
@@ -560,7 +562,7 @@ func (r *sseRewriter) anthropicDelta(out, ev []byte, top *topFields) []byte {
 
 // responsesEvent handles the response.* events of OpenAI Responses.
 func (r *sseRewriter) responsesEvent(out, ev []byte, top *topFields) []byte {
-	key := streamKey{kind: kindTemplate, itemID: "\x00" + top.itemID, a: top.outIndex, b: -1, c: -1}
+	key := streamKey{kind: kindTemplate, itemID: "\x00" + string(top.itemID), a: top.outIndex, b: -1, c: -1}
 	if top.hasCont {
 		key.b = top.contIndex
 	}
@@ -568,9 +570,9 @@ func (r *sseRewriter) responsesEvent(out, ev []byte, top *topFields) []byte {
 		key.c = top.sumIndex
 	}
 	switch {
-	case strings.HasSuffix(top.typ, ".delta") && top.delta[0] >= 0 && ev[top.delta[0]] == '"':
+	case bytes.HasSuffix(top.typ, []byte(".delta")) && top.delta[0] >= 0 && ev[top.delta[0]] == '"':
 		esc := token.JSONString
-		if strings.Contains(top.typ, "function_call_arguments") || strings.Contains(top.typ, "mcp_call_arguments") {
+		if bytes.Contains(top.typ, []byte("function_call_arguments")) || bytes.Contains(top.typ, []byte("mcp_call_arguments")) {
 			esc = token.JSONFragment
 		}
 		s := r.stream(key, esc)
@@ -582,7 +584,7 @@ func (r *sseRewriter) responsesEvent(out, ev []byte, top *topFields) []byte {
 			s.ts, s.te = fs, fe
 		}
 		return out
-	case strings.HasSuffix(top.typ, ".done"):
+	case bytes.HasSuffix(top.typ, []byte(".done")):
 		out = r.flushWhere(out, func(k streamKey) bool {
 			return k.kind == kindTemplate && k.itemID == key.itemID &&
 				(!top.hasCont || k.b == key.b) && (!top.hasSum || k.c == key.c)
