@@ -111,9 +111,8 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 	// The connection to ext_proc: a server in this process over an
 	// in-memory listener (no port another local user could reach), or a
 	// remote one.
-	callOpts := grpc.WithDefaultCallOptions(
-		grpc.MaxCallSendMsgSize(grpcMsgLimit(cfg.MaxBodyBytes)),
-		grpc.MaxCallRecvMsgSize(grpcMsgLimit(cfg.MaxBodyBytes)))
+	dialOpts := append(gateway.ExtProcDialOptions(cfg.MaxBodyBytes),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	var conn *grpc.ClientConn
 	if cfg.ExtProcAddr == "" {
 		srv, err := a.newExtProcServer(cfg, extraKeys, logger, mp)
@@ -135,8 +134,9 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 			<-served
 		}()
 		conn, err = grpc.NewClient("passthrough:///in-process",
-			grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-			grpc.WithTransportCredentials(insecure.NewCredentials()), callOpts)
+			append(dialOpts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+				return lis.DialContext(ctx)
+			}))...)
 		if err != nil {
 			return fmt.Errorf("gateway: ext_proc connection: %w", err)
 		}
@@ -144,8 +144,7 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 		if cfg.Dev {
 			logger.Warn("--dev with --extproc-addr: the remote ext_proc server must know the dev key (TAKUMO_DEV_KEY)")
 		}
-		conn, err = grpc.NewClient(grpcTarget(cfg.ExtProcAddr),
-			grpc.WithTransportCredentials(insecure.NewCredentials()), callOpts)
+		conn, err = grpc.NewClient(grpcTarget(cfg.ExtProcAddr), dialOpts...)
 		if err != nil {
 			return fmt.Errorf("gateway: --extproc-addr: %w", err)
 		}
@@ -194,16 +193,6 @@ func extprocDesc(addr string) string {
 		return "in-process"
 	}
 	return addr
-}
-
-// grpcMsgLimit is the gRPC message limit that fits a body of maxBody bytes
-// plus headers and framing.
-func grpcMsgLimit(maxBody int64) int {
-	const headroom = 1 << 20
-	if maxBody <= 0 || maxBody > (1<<31-1)-headroom {
-		return 1<<31 - 1
-	}
-	return int(maxBody) + headroom
 }
 
 // grpcTarget turns host:port or unix:/path into a gRPC target.
