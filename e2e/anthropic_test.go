@@ -156,7 +156,9 @@ func streamEventOrder(t *testing.T, events []anthropic.MessageStreamEventUnion) 
 	var seq []string
 	open, next := -1, 0
 	for i, e := range events {
-		bad := func(why string) { t.Errorf("event %d (%s index %d): %s; sequence so far %v", i, e.Type, e.Index, why, seq) }
+		bad := func(why string) {
+			t.Errorf("event %d (%s index %d): %s; sequence so far %v", i, e.Type, e.Index, why, seq)
+		}
 		switch e.Type {
 		case "message_start":
 			if i != 0 {

@@ -49,8 +49,8 @@ const (
 	// Provider keys of the standalone org (fabricated).
 	anthropicProviderKey = "sk-ant-api03-Fq2ZbX9vK3mN7pL1rT5wY8aC4dE6gH0jQ2sU4xW6zB8nM1kP3oR5tV7yA9cF2hJ4lN6qS8uX0aD3gK5mP7rT9vY1bE4hK6nQ8tW0zC2fI4lO6rU8xA-Zq7Yw3AA"
 	openAIProviderKey    = "sk-proj-Lm4Np6Qr8St0Uv2Wx4Yz6Ab8Cd0Ef2Gh4Ij6Kl8Mn0Op2Qr4St6Uv8Wx0Yz2Ab4Cd6Ef8Gh0Ij2Kl4Mn6Op8Qr0St2Uv4Wx6Yz8AbT3BlbkFJq1Rs3Tu5Vw7Xy9Za1Bc3De"
-	mistralProviderKey  = "Zq8Wm3Rt6Yp1Lk4Hs7Dv0Nb2Xc5Gf9Ja"
-	geminiProviderKey   = "AIzaSyD4k8Pq2Wx6Zr0Tv3Ym7Bn1Lc5Hf9Js2Ke"
+	mistralProviderKey   = "Zq8Wm3Rt6Yp1Lk4Hs7Dv0Nb2Xc5Gf9Ja"
+	geminiProviderKey    = "AIzaSyD4k8Pq2Wx6Zr0Tv3Ym7Bn1Lc5Hf9Js2Ke"
 )
 
 // planted is every secret in prompt, in order of appearance.
