@@ -184,8 +184,10 @@ func (p *parser) child(n node, key []byte, fi int) node {
 			return aTools
 		case "metadata":
 			return aMetadata
-		case "tool_choice", "thinking", "output_format":
+		case "tool_choice", "thinking":
 			return nSkip
+		case "output_format":
+			return nSchema
 		}
 	case aMetadata:
 		if k == "user_id" {
@@ -200,7 +202,7 @@ func (p *parser) child(n node, key []byte, fi int) node {
 		}
 	case aSystem, aContent, aBlock:
 		switch k {
-		case "type", "id", "tool_use_id", "name", "cache_control", "signature":
+		case "type", "id", "tool_use_id", "name", "cache_control", "signature", "encrypted_content", "encrypted_index", "media_type":
 			return nSkip
 		case "text", "thinking", "title", "context":
 			return nProse

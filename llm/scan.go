@@ -18,6 +18,10 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// unescape maps the character after a backslash to the byte it stands for
+// (two-byte escapes only).
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
 // ws marks JSON whitespace.
 var ws = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
@@ -83,9 +87,13 @@ func scanString(src []byte, i int, dec []byte, decode bool) (end int, esc bool, 
 			esc = true
 			if decode {
 				dec = append(dec, src[run:i]...)
-				r, m := decodeEscape(src[i:])
-				dec = utf8.AppendRune(dec, r)
-				l = m // a surrogate pair is decoded (and checked) whole
+				if l == 2 {
+					dec = append(dec, unescape[src[i+1]])
+				} else {
+					r, m := decodeEscape(src[i:])
+					dec = utf8.AppendRune(dec, r)
+					l = m // a surrogate pair is decoded (and checked) whole
+				}
 			}
 			i += l
 			run = i
