@@ -265,3 +265,64 @@ func TestInfoSessionPrecedence(t *testing.T) {
 		}
 	}
 }
+
+func TestInfoProviderRefinement(t *testing.T) {
+	body := []byte(`{"model":"codestral-latest","messages":[{"role":"user","content":"hi"}]}`)
+	tests := []struct {
+		path string
+		want Provider
+	}{
+		{"/v1/chat/completions", Mistral},
+		{"/openai/v1/chat/completions", OpenAI}, // an explicit prefix wins
+		{"/mistral/v1/chat/completions", Mistral},
+	}
+	for _, tt := range tests {
+		route, err := Resolve("POST", tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := ParseRequest(route, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := req.Info().Provider; got != tt.want {
+			t.Errorf("%s: provider %s, want %s", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestTokenizeShapes(t *testing.T) {
+	sec := plantedSecrets()
+	key := sec["{{ANTHROPIC_KEY}}"]
+	tests := []struct {
+		name, path, body, field string
+	}{
+		{"responses input string", "/v1/responses", `{"model":"gpt-5","input":"key ` + key + `"}`, "input"},
+		{"responses instructions", "/v1/responses", `{"model":"gpt-5","instructions":"key ` + key + `","input":[]}`, "instructions"},
+		{"responses function_call_output", "/v1/responses", `{"input":[{"type":"function_call_output","call_id":"c","output":"` + key + `"}]}`, "input[0].output"},
+		{"gemini countTokens wraps a request", "/v1beta/models/gemini-2.5-pro:countTokens",
+			`{"generateContentRequest":{"model":"models/gemini-2.5-pro","contents":[{"role":"user","parts":[{"text":"` + key + `"}]}]}}`,
+			"generateContentRequest.contents[0].parts[0].text"},
+		{"gemini snake case", "/v1beta/models/gemini-2.5-pro:generateContent",
+			`{"system_instruction":{"parts":[{"text":"` + key + `"}]},"contents":[]}`, "system_instruction.parts[0].text"},
+		{"anthropic count_tokens", "/v1/messages/count_tokens", `{"model":"claude","system":"` + key + `","messages":[]}`, "system"},
+		{"mistral fim", "/v1/fim/completions", `{"model":"codestral-latest","prompt":"def f():\n  k = '` + key + `'","suffix":"return k"}`, "prompt"},
+		{"mistral agents", "/v1/agents/completions", `{"agent_id":"ag_1","messages":[{"role":"user","content":"` + key + `"}]}`, "messages[0].content"},
+	}
+	eng := testEngine(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			route, err := Resolve("POST", tt.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, dets, err := tokenizeBody(t, eng, testVault(t), route, tt.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(out, []byte(key)) || len(dets) != 1 || dets[0].Field != tt.field {
+				t.Errorf("dets %s, output %s", formatDets(dets), out)
+			}
+		})
+	}
+}

@@ -296,3 +296,24 @@ func TestSSEGenericEventsWhole(t *testing.T) {
 		t.Errorf("%d events", len(evs))
 	}
 }
+
+func TestResponseNDJSON(t *testing.T) {
+	v, toks := streamVault(t)
+	vals := streamValues()
+	body := []byte(`{"message":{"content":"` + toks[0] + `"}}` + "\n" + `{"message":{"content":"` + toks[2] + `"},"done":true}` + "\n")
+	for k := 0; k <= len(body); k++ {
+		rw := NewResponseRewriter(Route{Provider: OpenAI, Operation: OpGeneric}, RequestInfo{}, 200, "application/x-ndjson", v)
+		a, _ := rw.Write(body[:k], false)
+		b, _ := rw.Write(body[k:], true)
+		lines := strings.Split(strings.TrimSpace(string(a)+string(b)), "\n")
+		for i, ln := range lines {
+			var m struct{ Message struct{ Content string } }
+			if err := json.Unmarshal([]byte(ln), &m); err != nil {
+				t.Fatalf("split %d: line %d: %v", k, i, err)
+			}
+			if want := vals[2*i]; m.Message.Content != want {
+				t.Fatalf("split %d: line %d holds %q, want %q", k, i, m.Message.Content, want)
+			}
+		}
+	}
+}
