@@ -199,9 +199,10 @@ func sseBody(tok string, n int) []byte {
 	b.WriteString("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
 	for i := range n {
 		txt := "some streamed text of a typical length, with code `x := y` "
-		if i%50 == 0 {
+		switch i % 50 {
+		case 0:
 			txt = "the key is " + tok[:10]
-		} else if i%50 == 1 {
+		case 1:
 			txt = tok[10:] + " ok "
 		}
 		fmt.Fprintf(&b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":%q}}\n\n", txt)

@@ -3,6 +3,7 @@ package llm
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"sort"
 	"testing"
@@ -77,7 +78,8 @@ func FuzzTokenizeRequest(f *testing.F) {
 		valid := json.Valid(body) && utf8.Valid(body)
 		trimmed := bytes.TrimLeft(body, " \t\r\n")
 		if err != nil {
-			if _, ok := err.(*RequestError); !ok {
+			var re *RequestError
+			if !errors.As(err, &re) {
 				t.Fatalf("error %v is not a *RequestError", err)
 			}
 			if valid && len(trimmed) > 0 && trimmed[0] == '{' && bytes.Count(body, []byte("{"))+bytes.Count(body, []byte("[")) < maxDepth {

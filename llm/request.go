@@ -28,6 +28,7 @@ type strSpan struct {
 	path       int32 // into Request.paths: where the string sits
 	mode       uint8
 	esc        bool // the body has backslash escapes
+	key        bool // the string is a member name
 }
 
 // String modes.
@@ -42,6 +43,7 @@ type pathNode struct {
 	parent int32
 	index  int32 // -1 for a key
 	key    []byte
+	redact bool // the key held a finding: render it as *
 }
 
 // ParseRequest validates body as the JSON object a route expects and finds
@@ -209,18 +211,28 @@ func (p *parser) object(i int, n node, depth int) (int, error) {
 		if src[i] != '"' {
 			return 0, reqErr("expected a member name at byte offset %d", i)
 		}
-		ke, _, _, err := scanString(src, i, nil, false)
+		// In free-form data (tool inputs, unknown members) a member name
+		// is data too, and may hold a secret: tokenize it like a value.
+		keyData := n == nAll || n == nGeneric
+		ds := len(p.dec)
+		ke, kesc, dec, err := scanString(src, i, p.dec, keyData)
 		if err != nil {
 			return 0, err
 		}
+		p.dec = dec
 		key := src[i+1 : ke]
+		f := &p.stack[fi]
+		f.key, f.pathID = key, -1
+		if !keyData || isBlob(key) || !p.addString(i+1, ke, kesc, ds, modeProse) {
+			p.dec = p.dec[:ds]
+		} else {
+			p.strs[len(p.strs)-1].key = true
+		}
 		i = skipWS(src, ke+1)
 		if i >= len(src) || src[i] != ':' {
 			return 0, reqErr("expected ':' at byte offset %d", i)
 		}
 		i = skipWS(src, i+1)
-		f := &p.stack[fi]
-		f.key, f.pathID = key, -1
 		child := p.child(n, key, fi)
 		i, err = p.value(i, child, depth)
 		if err != nil {
@@ -344,7 +356,7 @@ func (p *parser) persistPath() int32 {
 		if f.pathID < 0 {
 			pn := pathNode{parent: parent, index: -1}
 			if f.index >= 0 {
-				pn.index = int32(min(f.index, 1<<31-1)) //nolint:gosec // bounded
+				pn.index = int32(min(f.index, 1<<31-1))
 			} else {
 				pn.key = f.key
 			}
@@ -391,6 +403,10 @@ func fieldPath(paths []pathNode, id int32) string {
 		}
 		if b.Len() > 0 {
 			b.WriteByte('.')
+		}
+		if pn.redact {
+			b.WriteByte('*') // a member name that holds a secret
+			continue
 		}
 		b.Write(pn.key)
 	}

@@ -138,9 +138,11 @@ func mapStrings(x any, f func(string) string) any {
 			x[i] = mapStrings(x[i], f)
 		}
 	case map[string]any:
-		for k := range x {
-			x[k] = mapStrings(x[k], f)
+		m := make(map[string]any, len(x))
+		for k, v := range x {
+			m[f(k)] = mapStrings(v, f)
 		}
+		return m
 	}
 	return x
 }

@@ -43,6 +43,7 @@ func (r *Request) Tokenize(tk token.Tokenizer, v *token.Vault, dst []byte) ([]by
 		if s.esc {
 			dec = r.dec[s.ds:s.de]
 		}
+		t.key = s.key
 		if s.mode == modeFragment {
 			out, err = t.fragment(out, raw, dec, s.esc, s.path)
 		} else {
@@ -63,6 +64,7 @@ type tokenizeState struct {
 	v    *token.Vault
 	req  *Request
 	dets []Detection
+	key  bool // the string being tokenized is a member name
 	tmp  []byte // tokenizer output for escaped strings
 	dec2 []byte // decoded inner strings of a fragment
 	reps []replacement
@@ -154,6 +156,9 @@ func (t *tokenizeState) fragment(out, raw, outer []byte, esc bool, path int32) (
 }
 
 func (t *tokenizeState) wrap(err error, path int32) error {
+	if t.key {
+		t.req.paths[path].redact = true
+	}
 	return fmt.Errorf("llm: tokenize %s: %w", fieldPath(t.req.paths, path), err)
 }
 
@@ -161,6 +166,10 @@ func (t *tokenizeState) wrap(err error, path int32) error {
 func (t *tokenizeState) addDets(ds []token.Detection, dec []byte, path int32) {
 	if len(ds) == 0 {
 		return
+	}
+	if t.key {
+		// A member name with a finding in it must not show in Field.
+		t.req.paths[path].redact = true
 	}
 	field := fieldPath(t.req.paths, path)
 	for _, d := range ds {
