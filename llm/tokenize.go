@@ -64,7 +64,7 @@ type tokenizeState struct {
 	v    *token.Vault
 	req  *Request
 	dets []Detection
-	key  bool // the string being tokenized is a member name
+	key  bool   // the string being tokenized is a member name
 	tmp  []byte // tokenizer output for escaped strings
 	dec2 []byte // decoded inner strings of a fragment
 	reps []replacement

@@ -60,7 +60,7 @@ func TestTokenizeCases(t *testing.T) {
 		},
 		{
 			name: "member names in tool inputs and free-form data are data", route: anth,
-			body: `{"metadata":{"tags":{"` + key + `":"x"}},"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{"env":{"` + aws + `":"` + key + `"}}}]}]}`,
+			body:  `{"metadata":{"tags":{"` + key + `":"x"}},"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{"env":{"` + aws + `":"` + key + `"}}}]}]}`,
 			gone:  []string{aws, key},
 			kept:  []string{`"input":{"env":{"__TAKUMO_v1_KEY_`},
 			field: []string{"metadata.tags.*", "messages[0].content[0].input.env.*", "messages[0].content[0].input.env.*"}, line: []int{1, 1, 1},
