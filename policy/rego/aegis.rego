@@ -1,0 +1,223 @@
+# METADATA
+# title: Takumo Aegis decision policy
+# description: |
+#   One decision per request (DESIGN §7): key state, the scope the operation
+#   needs, the organization's plan (models, monthly requests and credits),
+#   and the effective action of every detection. Query:
+#   data.aegis.authz.decision. Input and decision are described in the Go
+#   package doc of policy; the data schema in policy/data/plans.yaml.
+package aegis.authz
+
+# ---------------------------------------------------------------- request
+
+operation := data.operations[input.request.operation]
+
+# Credits this request costs (0 for operations that are not metered).
+credits := c if {
+	c := operation.credits
+} else := 0
+
+metered if credits > 0
+
+# ---------------------------------------------------------------- plan
+
+# The plan of an org listed in data wins over the plan the key store reports.
+plan_name := p if {
+	p := data.orgs[input.org.id].plan
+} else := p if {
+	p := input.org.plan
+	p != ""
+}
+
+plan_label := p if {
+	p := plan_name
+} else := "(none)"
+
+plan := data.plans[plan_name]
+
+seats := n if {
+	n := data.orgs[input.org.id].seats
+} else := 1
+
+credit_allowance := a if {
+	plan.credits_per_seat
+	plan.credits_per_month >= 0
+	a := plan.credits_per_month * seats
+} else := plan.credits_per_month
+
+rate_limit := {"per_minute": plan.rate_limits.per_minute, "per_hour": plan.rate_limits.per_hour} if {
+	plan
+} else := {"per_minute": 0, "per_hour": 0}
+
+# ---------------------------------------------------------------- models
+
+# The model id as matched: lower case, without any "provider/" or "models/"
+# prefix.
+model := m if {
+	input.request.model != ""
+	parts := split(lower(input.request.model), "/")
+	m := parts[count(parts) - 1]
+}
+
+model_class := c if {
+	matches := [k |
+		some k in data.models.order
+		some p in data.models.classes[k]
+		glob.match(p, null, model)
+	]
+	c := matches[0]
+} else := data.models.unknown_class
+
+model_allowed if "*" in plan.models
+
+model_allowed if model_class in plan.models
+
+# ---------------------------------------------------------------- limits
+
+# Test-mode traffic is counted apart and never against the plan.
+limits_apply if {
+	input.key.mode == "live"
+	metered
+}
+
+over_requests if {
+	limits_apply
+	plan.requests_per_month >= 0
+	input.org.usage.requests >= plan.requests_per_month
+}
+
+over_credits if {
+	limits_apply
+	credit_allowance >= 0
+	input.org.usage.credits + credits > credit_allowance
+}
+
+default overage := false
+
+# Paid plans may go over their allowance: allowed, and counted as overage.
+overage if {
+	over_requests
+	not plan.hard_cap
+}
+
+overage if {
+	over_credits
+	not plan.hard_cap
+}
+
+# ---------------------------------------------------------------- detections
+
+custom_rule_action[id] := a if {
+	some r in data.custom_rules
+	id := r.id
+	a := r.action
+	a != ""
+}
+
+effective_action(d) := a if {
+	a := data.detections.rules[d.rule]
+} else := a if {
+	a := custom_rule_action[d.rule]
+} else := a if {
+	a := data.detections.categories[d.category]
+} else := a if {
+	a := d.action
+	a != ""
+} else := "tokenize"
+
+detections := [{"rule": d.rule, "category": d.category, "line": d.line, "action": effective_action(d)} |
+	some d in input.detections
+]
+
+blocked := [{"rule": d.rule, "category": d.category, "line": d.line} |
+	some d in detections
+	d.action == "block"
+]
+
+# ---------------------------------------------------------------- deny
+
+# The first reason that applies, in this order.
+deny := {
+	"status": 403, "code": "FORBIDDEN",
+	"message": sprintf("unknown operation %q: the policy does not say which scope it needs", [input.request.operation]),
+} if {
+	not operation
+} else := {
+	"status": 401, "code": "UNAUTHORIZED",
+	"message": "this API key is not active (disabled or revoked)",
+} if {
+	input.key.status != "active"
+} else := {
+	"status": 403, "code": "FORBIDDEN",
+	"message": sprintf("this API key lacks the %s scope that %s needs", [operation.scope, input.request.operation]),
+} if {
+	not operation.scope in input.key.scopes
+} else := {
+	"status": 403, "code": "FORBIDDEN",
+	"message": sprintf("the organization's plan %s is not defined in the gateway policy: an operator must fix the policy data", [plan_label]),
+} if {
+	not plan
+} else := {
+	"status": 403, "code": "FORBIDDEN",
+	"message": sprintf("model %s is not available on the %s plan, which allows %s models", [input.request.model, plan_name, concat(" and ", plan.models)]),
+} if {
+	model
+	not model_allowed
+} else := {
+	"status": 403, "code": "PLAN_LIMIT_REACHED",
+	"message": sprintf("the %s plan's monthly allowance of %d requests is used up; it renews on the first day of next month (UTC), or upgrade the plan", [plan_name, plan.requests_per_month]),
+} if {
+	over_requests
+	plan.hard_cap
+} else := {
+	"status": 403, "code": "PLAN_LIMIT_REACHED",
+	"message": sprintf("the %s plan's monthly allowance of %d credits is used up; it renews on the first day of next month (UTC), or upgrade the plan", [plan_name, credit_allowance]),
+} if {
+	over_credits
+	plan.hard_cap
+} else := {
+	"status": 403, "code": "FORBIDDEN",
+	"message": sprintf("request blocked by policy: %d detection(s) with the block action (%s); the values were not sent", [count(blocked), blocked_text]),
+} if {
+	count(blocked) > 0
+}
+
+blocked_text := concat("; ", [sprintf("rule %s, category %s, line %d", [b.rule, b.category, b.line]) | some b in blocked])
+
+# ---------------------------------------------------------------- decision
+
+headers := {"x-aegis-plan": plan_label, "x-aegis-overage": "true"} if {
+	overage
+} else := {"x-aegis-plan": plan_label}
+
+decision := {
+	"allow": false,
+	"status": d.status,
+	"code": d.code,
+	"message": d.message,
+	"headers": headers,
+	"detections": detections,
+	"blocked": blocked,
+	"credits": 0,
+	"overage": false,
+	"plan": plan_label,
+	"rate_limit": rate_limit,
+} if {
+	d := deny
+}
+
+decision := {
+	"allow": true,
+	"status": 200,
+	"code": "",
+	"message": "",
+	"headers": headers,
+	"detections": detections,
+	"blocked": [],
+	"credits": credits,
+	"overage": overage,
+	"plan": plan_label,
+	"rate_limit": rate_limit,
+} if {
+	not deny
+}
