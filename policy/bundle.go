@@ -55,12 +55,12 @@ type BundleOptions struct {
 // log and a metric while the last good policy stays.
 type BundleLoader struct {
 	// immutable after construction
-	e      *Engine
-	opts   BundleOptions
-	label  string // the source without credentials, for logs
-	bvc    *bundle.VerificationConfig
-	dl     *download.Downloader // HTTP sources
-	path   string               // file sources
+	e     *Engine
+	opts  BundleOptions
+	label string // the source without credentials, for logs
+	bvc   *bundle.VerificationConfig
+	dl    *download.Downloader // HTTP sources
+	path  string               // file sources
 
 	mu      sync.Mutex // serializes Poll and file polling
 	lastFP  string     // guarded by mu: fingerprint of the last file bundle tried
