@@ -374,3 +374,57 @@ func TestSSEEverySplit(t *testing.T) {
 		})
 	}
 }
+
+// TestSSEMultipleChoices: streams of several choices (n > 1) and
+// candidates are kept apart, and each ends with its own finish.
+func TestSSEMultipleChoices(t *testing.T) {
+	v, toks := streamVault(t)
+	vals := streamValues()
+	a, b := toks[0], toks[2]
+	chunk := func(parts string) string {
+		return `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[` + parts + "]}\n\n"
+	}
+	in := chunk(`{"index":0,"delta":{"content":"`+a[:9]+`"},"finish_reason":null},{"index":1,"delta":{"content":"x `+b[:20]+`"},"finish_reason":null}`) +
+		chunk(`{"index":1,"delta":{"content":"`+b[20:]+` y"},"finish_reason":null},{"index":0,"delta":{"content":"`+a[9:20]+`"},"finish_reason":null}`) +
+		chunk(`{"index":1,"delta":{},"finish_reason":"stop"}`) +
+		chunk(`{"index":0,"delta":{"content":"`+a[20:]+`"},"finish_reason":"stop"}`) +
+		"data: [DONE]\n\n"
+	route := Route{Provider: OpenAI, Operation: OpChatCompletions}
+	whole, _ := sseRewrite(t, route, v, []byte(in))
+	got := accumulate(t, OpenAI, whole)
+	if got["c0.content"] != vals[0] || got["c1.content"] != "x "+vals[2]+" y" {
+		t.Errorf("accumulated %q", got)
+	}
+	for k := 0; k <= len(in); k++ {
+		if out, _ := sseRewrite(t, route, v, []byte(in[:k]), []byte(in[k:])); !bytes.Equal(out, whole) {
+			t.Fatalf("split %d differs", k)
+		}
+	}
+
+	g := func(cands string) string { return `data: {"candidates":[` + cands + `],"modelVersion":"gemini-2.5-flash"}` + "\r\n\r\n" }
+	gin := g(`{"content":{"parts":[{"text":"`+a[:5]+`"}],"role":"model"},"index":0},{"content":{"parts":[{"text":"`+b[:5]+`"}],"role":"model"},"index":1}`) +
+		g(`{"content":{"parts":[{"text":"`+a[5:]+`"}],"role":"model"},"index":0,"finishReason":"STOP"},{"content":{"parts":[{"text":"`+b[5:12]+`"}],"role":"model"},"index":1}`) +
+		g(`{"content":{"parts":[{"text":"`+b[12:]+`!"}],"role":"model"},"index":1,"finishReason":"STOP"}`)
+	gout, _ := sseRewrite(t, Route{Provider: Gemini, Operation: OpStreamGenerateContent}, v, []byte(gin))
+	// Candidates are positions in each event; accumulate by index here.
+	acc := map[float64]string{}
+	for _, ev := range parseSSE(gout) {
+		var m struct {
+			Candidates []struct {
+				Index   float64
+				Content struct{ Parts []struct{ Text string } }
+			}
+		}
+		if err := json.Unmarshal([]byte(ev), &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range m.Candidates {
+			for _, p := range c.Content.Parts {
+				acc[c.Index] += p.Text
+			}
+		}
+	}
+	if acc[0] != vals[0] || acc[1] != vals[2]+"!" {
+		t.Errorf("gemini candidates %v", acc)
+	}
+}
