@@ -401,7 +401,9 @@ func TestSSEMultipleChoices(t *testing.T) {
 		}
 	}
 
-	g := func(cands string) string { return `data: {"candidates":[` + cands + `],"modelVersion":"gemini-2.5-flash"}` + "\r\n\r\n" }
+	g := func(cands string) string {
+		return `data: {"candidates":[` + cands + `],"modelVersion":"gemini-2.5-flash"}` + "\r\n\r\n"
+	}
 	gin := g(`{"content":{"parts":[{"text":"`+a[:5]+`"}],"role":"model"},"index":0},{"content":{"parts":[{"text":"`+b[:5]+`"}],"role":"model"},"index":1}`) +
 		g(`{"content":{"parts":[{"text":"`+a[5:]+`"}],"role":"model"},"index":0,"finishReason":"STOP"},{"content":{"parts":[{"text":"`+b[5:12]+`"}],"role":"model"},"index":1}`) +
 		g(`{"content":{"parts":[{"text":"`+b[12:]+`!"}],"role":"model"},"index":1,"finishReason":"STOP"}`)
