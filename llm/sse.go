@@ -18,7 +18,9 @@ import (
 // (text_delta and thinking_delta as JSON strings, input_json_delta
 // partial_json as a JSON fragment, signature_delta untouched); OpenAI Chat
 // per choice and field (content, refusal, reasoning) and per choice and
-// tool call (function.arguments, a fragment); Responses per output item and
+// tool call (function.arguments, a fragment), Mistral's typed content
+// chunks too (text continues the content, thinking is its own stream);
+// Responses per output item and
 // content part (….delta events; function-call and MCP arguments as
 // fragments); Gemini per candidate (parts' text, thoughts apart). The
 // rehydrated bytes are spliced into the event's raw bytes in place of the
@@ -84,6 +86,7 @@ const (
 	chatReasoningContent
 	chatReasoning
 	chatTool
+	chatThinking // Mistral: content chunks of type thinking
 )
 
 var chatFieldNames = [...]string{"content", "refusal", "reasoning_content", "reasoning"}
@@ -461,13 +464,18 @@ func (r *sseRewriter) extraEvent(out []byte, s *deltaStream) []byte {
 		out = append(out, s.env...)
 		out = append(out, `"choices":[{"index":`...)
 		out = appendInt(out, s.key.a)
-		if s.key.b == chatTool {
+		switch s.key.b {
+		case chatTool:
 			out = append(out, `,"delta":{"tool_calls":[{"index":`...)
 			out = appendInt(out, s.key.c)
 			out = append(out, `,"function":{"arguments":"`...)
 			out = s.flush(out)
 			out = append(out, `"}}]},"finish_reason":null}]}`...)
-		} else {
+		case chatThinking:
+			out = append(out, `,"delta":{"content":[{"type":"thinking","thinking":[{"type":"text","text":"`...)
+			out = s.flush(out)
+			out = append(out, `"}]}]},"finish_reason":null}]}`...)
+		default:
 			out = append(out, `,"delta":{"`...)
 			out = append(out, chatFieldNames[s.key.b]...)
 			out = append(out, `":"`...)
@@ -620,6 +628,9 @@ func (r *sseRewriter) chatChunk(out, ev []byte, top *topFields) []byte {
 				switch string(key) {
 				case "content":
 					f = chatContent
+					if ev[vs] == '[' {
+						sp = r.mistralChunks(sp, ev, vs, choice, top)
+					}
 				case "refusal":
 					f = chatRefusal
 				case "reasoning_content":
@@ -678,6 +689,37 @@ func (r *sseRewriter) chatChunk(out, ev []byte, top *topFields) []byte {
 	}
 	r.splices = sp
 	return r.emit(out, ev, sp)
+}
+
+// mistralChunks adds the splices of a Mistral content array: text chunks
+// continue the choice's content, thinking chunks (whose text sits one level
+// deeper) a thinking stream of their own.
+func (r *sseRewriter) mistralChunks(sp []splice, ev []byte, at, choice int, top *topFields) []splice {
+	add := func(f int, s, e int) {
+		st := r.stream(streamKey{kind: kindChat, a: choice, b: f}, token.JSONString)
+		st.env = append(st.env[:0], top.envChat...)
+		sp = append(sp, splice{s: s, e: e, st: st})
+	}
+	elements(ev, at, func(_, cs, _ int) bool {
+		members(ev, cs, func(key []byte, vs, ve int) bool {
+			switch string(key) {
+			case "text":
+				if ev[vs] == '"' {
+					add(chatContent, vs+1, ve-1)
+				}
+			case "thinking":
+				elements(ev, vs, func(_, ts, _ int) bool {
+					if s, e, ok := stringMember(ev, ts, "text"); ok {
+						add(chatThinking, s, e)
+					}
+					return true
+				})
+			}
+			return true
+		})
+		return true
+	})
+	return sp
 }
 
 func spliceLater(sp []splice, s *deltaStream) bool {

@@ -430,3 +430,65 @@ func TestSSEMultipleChoices(t *testing.T) {
 		t.Errorf("gemini candidates %v", acc)
 	}
 }
+
+// TestSSEMistralContentChunks: Mistral's reasoning models stream content
+// as typed chunks; thinking text and answer text are streams of their own.
+func TestSSEMistralContentChunks(t *testing.T) {
+	v, toks := streamVault(t)
+	vals := streamValues()
+	a, b := toks[0], toks[2]
+	chunk := func(delta, finish string) string {
+		return `data: {"id":"cmpl-1","object":"chat.completion.chunk","created":1,"model":"magistral-medium-latest","choices":[{"index":0,"delta":` + delta + `,"finish_reason":` + finish + "}]}\n\n"
+	}
+	think := func(s string) string {
+		return `{"content":[{"type":"thinking","thinking":[{"type":"text","text":"` + s + `"}]}]}`
+	}
+	in := chunk(`{"role":"assistant","content":""}`, "null") +
+		chunk(think("check "+a[:11]), "null") +
+		chunk(think(a[11:]+" then "+b[:4]), "null") +
+		chunk(`{"content":[{"type":"text","text":"answer `+a[:15]+`"}]}`, "null") +
+		chunk(`{"content":"`+a[15:]+`"}`, "null") +
+		chunk(`{"content":""}`, `"stop"`) +
+		"data: [DONE]\n\n"
+	route := Route{Provider: Mistral, Operation: OpChatCompletions}
+	out, _ := sseRewrite(t, route, v, []byte(in))
+	var thinking, text string
+	for _, ev := range parseSSE(out) {
+		if ev == "[DONE]" {
+			continue
+		}
+		var m struct {
+			Choices []struct {
+				Delta struct{ Content json.RawMessage }
+			}
+		}
+		if err := json.Unmarshal([]byte(ev), &m); err != nil {
+			t.Fatalf("%v: %s", err, ev)
+		}
+		c := m.Choices[0].Delta.Content
+		var s string
+		if json.Unmarshal(c, &s) == nil {
+			text += s
+			continue
+		}
+		var parts []struct {
+			Type, Text string
+			Thinking   []struct{ Text string }
+		}
+		if err := json.Unmarshal(c, &parts); err != nil {
+			t.Fatalf("content %s: %v", c, err)
+		}
+		for _, p := range parts {
+			text += p.Text
+			for _, th := range p.Thinking {
+				thinking += th.Text
+			}
+		}
+	}
+	if thinking != "check "+vals[0]+" then "+b[:4] {
+		t.Errorf("thinking %q", thinking)
+	}
+	if text != "answer "+vals[0] {
+		t.Errorf("text %q", text)
+	}
+}
