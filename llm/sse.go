@@ -641,10 +641,10 @@ func (r *sseRewriter) chatChunk(out, ev []byte, top *topFields) []byte {
 					elements(ev, vs, func(tpos, ts, _ int) bool {
 						tool := tpos
 						args := [2]int{-1, -1}
-						members(ev, ts, func(k2 []byte, v2s, _ int) bool {
+						members(ev, ts, func(k2 []byte, v2s, v2e int) bool {
 							switch string(k2) {
 							case "index":
-								if n := atoi(ev[v2s:skipValue(ev, v2s)]); n >= 0 {
+								if n := atoi(ev[v2s:v2e]); n >= 0 {
 									tool = n
 								}
 							case "function":
