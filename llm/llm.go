@@ -30,15 +30,51 @@
 // thinking text, tool and schema descriptions are; ids, model names, types,
 // roles, signatures, redacted thinking, and base64 image, audio and document
 // data are not. Whatever the table does not name is tokenized unless it is
-// an id, a type, a role or a base64 blob: a token the provider only echoes
+// an id, a type, a role or a base64 blob, member names of free-form data
+// (tool inputs, unknown members) included: a token the provider only echoes
 // comes back rehydrated, a secret sent cannot be recalled.
 //
 // # Responses
 //
 // NewResponseRewriter picks the codec from the content type: JSON bodies are
-// rehydrated whole at the end, event streams event by event with one
-// token.StreamRehydrator per content stream, anything else as a raw stream.
-// See NewResponseRewriter and sseRewriter for the details.
+// rehydrated whole at the end, event streams event by event, anything else as
+// a raw stream.
+//
+// # Event streams
+//
+// Events are framed across chunk boundaries (an event may be split
+// anywhere; \n, \r\n and \r line ends). The text a client accumulates from
+// many events is rehydrated by one token.StreamRehydrator per content stream,
+// so a token split across events comes back whole:
+//
+//	Anthropic  per content block: text_delta, thinking_delta (JSON string),
+//	           input_json_delta partial_json (JSON fragment); signature_delta untouched
+//	OpenAI     per choice: content, refusal, reasoning(_content); per choice and tool
+//	           call: function.arguments (fragment); Mistral's typed content chunks
+//	Responses  per output item and part: ….delta events; function-call and MCP
+//	           arguments as fragments
+//	Gemini     per candidate: parts' text (thoughts apart)
+//
+// The rehydrated bytes are spliced into the event's raw bytes in place of the
+// delta string; every other byte stays as it was. Other events (message_start,
+// ….done, response.completed, usage chunks, errors) are rehydrated whole.
+//
+// Bytes held back because they may begin a token are emitted before the
+// stream ends: in its final event when that carries content for the stream
+// (OpenAI, Gemini), otherwise in one extra delta event of the stream's own
+// shape just before its end event (Anthropic content_block_stop, Responses
+// ….done of the part, OpenAI the chunk with finish_reason or [DONE], Gemini
+// the chunk with finishReason). The extra event repeats the stream's last
+// delta event with the held text in it (Anthropic, Responses: same index, ids
+// and sequence_number) or is built from the stream's ids (OpenAI: id,
+// object, created, model; Gemini: candidate index, responseId,
+// modelVersion).
+//
+// A stream cut before its end (end of body, no stop event): each content
+// stream's held bytes go out, rehydrated if they form a whole token and as
+// they were otherwise, in one final extra delta event; an unterminated last
+// event is passed on as it came (a client discards it). Nothing else is
+// invented, and no half-rehydrated token is ever emitted.
 package llm
 
 import (

@@ -6,44 +6,8 @@ import (
 	"github.com/takumo/aegis/token"
 )
 
-// sseRewriter rehydrates a server-sent event stream.
-//
-// Framing: bytes are buffered until an event is complete (a blank line:
-// \n\n, \r\n\r\n or \r\r, split anywhere across chunks); complete events
-// are rewritten and emitted at once, the rest waits.
-//
-// Content streams: the text that a client accumulates from many events is
-// rehydrated by one token.StreamRehydrator per stream, so a token split
-// across events is put back whole: Anthropic per content block index
-// (text_delta and thinking_delta as JSON strings, input_json_delta
-// partial_json as a JSON fragment, signature_delta untouched); OpenAI Chat
-// per choice and field (content, refusal, reasoning) and per choice and
-// tool call (function.arguments, a fragment), Mistral's typed content
-// chunks too (text continues the content, thinking is its own stream);
-// Responses per output item and
-// content part (….delta events; function-call and MCP arguments as
-// fragments); Gemini per candidate (parts' text, thoughts apart). The
-// rehydrated bytes are spliced into the event's raw bytes in place of the
-// delta string: every other byte of an event stays as it was. Other events
-// (message_start, ….done, response.completed, usage chunks, errors) are
-// rehydrated whole.
-//
-// Bytes held back because they may be the start of a token are emitted
-// before the stream's end: spliced into the final event when it carries
-// content for that stream (OpenAI, Gemini), otherwise as one extra delta
-// event of the stream's own shape just before its end event (Anthropic
-// content_block_stop, Responses ….done for the part, OpenAI the chunk with
-// finish_reason or [DONE], Gemini the chunk with finishReason). The extra
-// event repeats the last delta event of the stream with the held text in it
-// (Anthropic, Responses: same index, ids and sequence_number) or is built
-// from the stream's ids (OpenAI: id, object, created, model; Gemini:
-// candidate index, responseId, modelVersion).
-//
-// A stream cut before its end (end of body without a stop event): what a
-// stream still holds is emitted, rehydrated if it is a whole token and as it
-// was otherwise, in a final extra delta event, and an unterminated last event
-// is passed on as it came (a client discards it). Nothing is invented beyond
-// that, and no half-rehydrated token is ever emitted.
+// sseRewriter rehydrates a server-sent event stream; the package doc
+// ("Event streams") says what it does with each provider's events.
 type sseRewriter struct {
 	v         *token.Vault
 	fragments bool // whole events: "arguments" strings are JSON text

@@ -21,8 +21,10 @@ import (
 // tokenized as text.
 //
 // Findings whose action is Block or Monitor are returned and left in place;
-// the caller rejects the request for a Block. On error nothing is returned
-// but the error: a body is never forwarded half tokenized.
+// the caller rejects the request for a Block (see Blocked). On error nothing
+// is returned but the error: a body is never forwarded half tokenized.
+//
+// dst must not overlap the body given to ParseRequest.
 func (r *Request) Tokenize(tk token.Tokenizer, v *token.Vault, dst []byte) ([]byte, []Detection, error) {
 	if tk.Engine == nil {
 		return nil, nil, fmt.Errorf("llm: tokenizer has no engine")
