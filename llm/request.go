@@ -7,6 +7,10 @@ import (
 	"strings"
 )
 
+// minKeyData is the length from which member names of free-form data are
+// tokenized.
+const minKeyData = 8
+
 // Request is a parsed request body: its route, what it says about itself,
 // and where its strings are and how each is to be treated. It refers to the
 // body given to ParseRequest, which must not change while the Request is in
@@ -213,7 +217,10 @@ func (p *parser) object(i int, n node, depth int) (int, error) {
 		}
 		// In free-form data (tool inputs, unknown members) a member name
 		// is data too, and may hold a secret: tokenize it like a value.
-		keyData := n == nAll || n == nGeneric
+		// Names shorter than minKeyData bytes (role, type, content, …)
+		// are the bulk of every body and too short to hold a secret a
+		// rule finds; detection is not run on them.
+		keyData := (n == nAll || n == nGeneric) && bytes.IndexByte(src[i+1:min(i+1+minKeyData, len(src))], '"') < 0
 		ds := len(p.dec)
 		ke, kesc, dec, err := scanString(src, i, p.dec, keyData)
 		if err != nil {
