@@ -207,15 +207,15 @@ func (r *sseRewriter) event(out, ev []byte) []byte {
 		return rehydrateJSON(out, r.v, ev, r.fragments, &r.stats)
 	}
 	top.shift(ds)
-	typ := string(top.typ) // the compiler does not allocate for these comparisons
+	typ := top.typ
 	switch {
-	case typ == "content_block_delta":
+	case string(typ) == "content_block_delta":
 		return r.anthropicDelta(out, ev, top)
-	case typ == "content_block_stop":
+	case string(typ) == "content_block_stop":
 		out = r.flushWhere(out, func(k streamKey) bool { return k.kind == kindTemplate && k.itemID == "" && k.a == top.index })
 		return rehydrateJSON(out, r.v, ev, false, &r.stats)
-	case typ == "message_stop" || typ == "response.completed" || typ == "response.failed" ||
-		typ == "response.incomplete" || typ == "error":
+	case string(typ) == "message_stop" || string(typ) == "response.completed" || string(typ) == "response.failed" ||
+		string(typ) == "response.incomplete" || string(typ) == "error":
 		out = r.flushAll(out)
 		return rehydrateJSON(out, r.v, ev, r.fragments, &r.stats)
 	case bytes.HasPrefix(top.typ, []byte("response.")):
