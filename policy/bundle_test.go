@@ -443,29 +443,41 @@ func TestBadBundles(t *testing.T) {
 		{"decision of the wrong shape", func(f files) {
 			f["aegis.rego"] = strings.Replace(f["aegis.rego"], `"overage": overage,`, `"overage": "no",`, 1)
 		}, []string{"decision.overage: want boolean, got string"}},
-		{"data missing a plan", func(f files) { f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
-			delete(plans(d), "free")
-			d["orgs"] = map[string]any{"org_a": map[string]any{"plan": "free"}}
-		}) }, []string{`orgs.org_a.plan: plan "free" is not defined`}},
-		{"plan missing fields", func(f files) { f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
-			delete(plans(d)["pro"].(map[string]any), "hard_cap")
-			plans(d)["pro"].(map[string]any)["colour"] = "blue"
-		}) }, []string{`unknown field "colour"`}},
-		{"unknown scope", func(f files) { f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
-			d["operations"].(map[string]any)["tokenize"] = map[string]any{"scope": "shield.write", "credits": 1}
-		}) }, []string{`operations.tokenize.scope: unknown scope name "shield.write"`}},
-		{"unknown action and category", func(f files) { f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
-			d["detections"] = map[string]any{"rules": map[string]any{"x": "warn"}, "categories": map[string]any{"PASSWORD": "block"}}
-		}) }, []string{`detections.rules.x: unknown action "warn"`, `unknown category "PASSWORD"`}},
-		{"bad custom rules", func(f files) { f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
-			d["custom_rules"] = []any{
-				map[string]any{"id": "a", "regex": "(", "category": "KEY"},
-				map[string]any{"id": "a", "regex": "x", "category": "KEY"},
-			}
-		}) }, []string{"custom_rules[0].regex", `custom_rules[1].id: duplicate id "a"`}},
-		{"unknown model class", func(f files) { f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
-			plans(d)["free"].(map[string]any)["models"] = []any{"tiny"}
-		}) }, []string{`plans.free.models: unknown model class "tiny"`}},
+		{"data missing a plan", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				delete(plans(d), "free")
+				d["orgs"] = map[string]any{"org_a": map[string]any{"plan": "free"}}
+			})
+		}, []string{`orgs.org_a.plan: plan "free" is not defined`}},
+		{"plan missing fields", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				delete(plans(d)["pro"].(map[string]any), "hard_cap")
+				plans(d)["pro"].(map[string]any)["colour"] = "blue"
+			})
+		}, []string{`unknown field "colour"`}},
+		{"unknown scope", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				d["operations"].(map[string]any)["tokenize"] = map[string]any{"scope": "shield.write", "credits": 1}
+			})
+		}, []string{`operations.tokenize.scope: unknown scope name "shield.write"`}},
+		{"unknown action and category", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				d["detections"] = map[string]any{"rules": map[string]any{"x": "warn"}, "categories": map[string]any{"PASSWORD": "block"}}
+			})
+		}, []string{`detections.rules.x: unknown action "warn"`, `unknown category "PASSWORD"`}},
+		{"bad custom rules", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				d["custom_rules"] = []any{
+					map[string]any{"id": "a", "regex": "(", "category": "KEY"},
+					map[string]any{"id": "a", "regex": "x", "category": "KEY"},
+				}
+			})
+		}, []string{"custom_rules[0].regex", `custom_rules[1].id: duplicate id "a"`}},
+		{"unknown model class", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				plans(d)["free"].(map[string]any)["models"] = []any{"tiny"}
+			})
+		}, []string{`plans.free.models: unknown model class "tiny"`}},
 		{"data-only bundle", func(f files) { delete(f, "aegis.rego") }, []string{"no Rego modules"}},
 	}
 	for _, tc := range tests {
