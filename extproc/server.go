@@ -15,6 +15,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 
 	"github.com/takumo/aegis/detect"
@@ -173,8 +174,28 @@ func ServerOptions(maxBody int64) []grpc.ServerOption {
 	if limit > maxInt || limit < 0 {
 		limit = maxInt
 	}
-	return []grpc.ServerOption{grpc.MaxRecvMsgSize(int(limit)), grpc.MaxSendMsgSize(int(limit))}
+	pool := newBufferPool()
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(int(limit)), grpc.MaxSendMsgSize(int(limit)),
+		grpc.ForceServerCodecV2(protoCodec{pool: pool}),
+		experimental.BufferPool(pool),
+		// A 64 KB prompt does not fit HTTP/2's default 64 KB window: it
+		// would stall on a WINDOW_UPDATE round trip. Windows are credit,
+		// not memory: each stream drains its messages as they come.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connWindow),
+		grpc.WriteBufferSize(ioBuffer),
+		grpc.ReadBufferSize(ioBuffer),
+	}
 }
+
+// HTTP/2 settings of the ext_proc server (the gateway's client side uses
+// the same figures).
+const (
+	streamWindow = 1 << 20
+	connWindow   = 16 << 20
+	ioBuffer     = 256 << 10
+)
 
 // Process serves one ext_proc stream (one HTTP exchange). It returns nil
 // only once the exchange is complete (an immediate response sent, or the

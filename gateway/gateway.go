@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/experimental"
 )
 
 // Gateway is the standalone data plane. Build it with New.
@@ -131,8 +132,28 @@ func ExtProcDialOptions(maxBodyBytes int64) []grpc.DialOption {
 		maxBodyBytes = DefaultMaxBodyBytes
 	}
 	n := int(min(maxBodyBytes+1<<20, math.MaxInt32)) // room for headers and framing
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(n), grpc.MaxCallRecvMsgSize(n))}
+	pool := newBufferPool()
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(n), grpc.MaxCallRecvMsgSize(n),
+			grpc.ForceCodecV2(protoCodec{pool: pool})),
+		experimental.WithBufferPool(pool),
+		// A 64 KB prompt does not fit HTTP/2's default 64 KB window: the
+		// message would stall on a WINDOW_UPDATE round trip. The windows
+		// are credit, not memory: each stream's reader drains its messages.
+		grpc.WithInitialWindowSize(extProcStreamWindow),
+		grpc.WithInitialConnWindowSize(extProcConnWindow),
+		grpc.WithWriteBufferSize(extProcIOBuffer),
+		grpc.WithReadBufferSize(extProcIOBuffer),
+	}
 }
+
+// HTTP/2 settings of the ext_proc connection (the server side uses the same
+// figures: extproc.ServerOptions).
+const (
+	extProcStreamWindow = 1 << 20
+	extProcConnWindow   = 16 << 20
+	extProcIOBuffer     = 256 << 10
+)
 
 // Listen returns the configured listen address (default 127.0.0.1:8080).
 func (g *Gateway) Listen() string { return g.cfg.Listen }

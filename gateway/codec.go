@@ -1,0 +1,126 @@
+package gateway
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+)
+
+// The ext_proc connection's codec and buffer pool. gRPC's defaults cost a
+// 64 KB body dearly: the default pool's tiers jump from 32 KiB to 1 MiB,
+// and it zeroes the whole buffer on every Get, so each 64 KB message
+// cleared 1 MiB on the way out and again on the way in. This pool has a
+// tier for every power of two and hands buffers out without clearing
+// them: every user overwrites what it reads (a marshal fills the buffer,
+// a copy or a frame read fills it to its length). That changes nothing for
+// what stays in memory: gRPC's pool clears on Get, not on Put, so a
+// returned buffer kept its bytes until reused there too.
+
+const (
+	minPoolExp = 12 // 4 KiB; smaller buffers are not pooled
+	maxPoolExp = 26 // 64 MiB; larger ones are allocated and dropped
+)
+
+// bufferPool is a mem.BufferPool with one sync.Pool per power of two.
+type bufferPool struct {
+	tiers [maxPoolExp - minPoolExp + 1]sync.Pool
+}
+
+var _ mem.BufferPool = (*bufferPool)(nil)
+
+func newBufferPool() *bufferPool { return &bufferPool{} }
+
+// tier returns the tier index for a buffer of size bytes (rounding up),
+// or -1 outside the pooled range.
+func tierFor(size int) int {
+	if size <= 0 || size > 1<<maxPoolExp {
+		return -1
+	}
+	e := bits.Len(uint(size - 1))
+	if e < minPoolExp {
+		e = minPoolExp
+	}
+	return e - minPoolExp
+}
+
+func (p *bufferPool) Get(size int) *[]byte {
+	t := tierFor(size)
+	if t < 0 {
+		b := make([]byte, size)
+		return &b
+	}
+	if b, ok := p.tiers[t].Get().(*[]byte); ok {
+		*b = (*b)[:size]
+		return b
+	}
+	b := make([]byte, size, 1<<(t+minPoolExp))
+	return &b
+}
+
+func (p *bufferPool) Put(b *[]byte) {
+	c := cap(*b)
+	if c < 1<<minPoolExp || c > 1<<maxPoolExp || c&(c-1) != 0 {
+		return // not one of ours
+	}
+	p.tiers[bits.Len(uint(c))-1-minPoolExp].Put(b)
+}
+
+// protoCodec is gRPC's proto codec (same wire format, same name) drawing
+// on a bufferPool, and reading a message held in one buffer in place.
+type protoCodec struct {
+	pool *bufferPool
+}
+
+var _ encoding.CodecV2 = protoCodec{}
+
+func (c protoCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("ext_proc codec: cannot marshal %T", v)
+	}
+	size := proto.Size(m)
+	opts := proto.MarshalOptions{UseCachedSize: true} // Size just ran
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		b, err := opts.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("ext_proc codec: %w", err)
+		}
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	buf := c.pool.Get(size)
+	out, err := opts.MarshalAppend((*buf)[:0], m)
+	if err != nil || len(out) != size {
+		c.pool.Put(buf)
+		if err == nil {
+			err = fmt.Errorf("size %d, marshalled %d bytes", size, len(out))
+		}
+		return nil, fmt.Errorf("ext_proc codec: %w", err)
+	}
+	*buf = out
+	return mem.BufferSlice{mem.NewBuffer(buf, c.pool)}, nil
+}
+
+func (c protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("ext_proc codec: cannot unmarshal into %T", v)
+	}
+	var err error
+	if len(data) == 1 {
+		err = proto.Unmarshal(data[0].ReadOnlyData(), m)
+	} else {
+		buf := data.MaterializeToBuffer(c.pool)
+		err = proto.Unmarshal(buf.ReadOnlyData(), m)
+		buf.Free()
+	}
+	if err != nil {
+		return fmt.Errorf("ext_proc codec: %w", err)
+	}
+	return nil
+}
+
+func (protoCodec) Name() string { return "proto" }
