@@ -482,9 +482,25 @@ func (cf *configFlags) resolve(lookupEnv func(string) (string, bool), readFile f
 		}
 	}
 	if len(errs) > 0 {
+		// File problems in line order, then the environment's and flags'.
+		slices.SortStableFunc(errs, func(a, b string) int { return fileLine(cf.file, a) - fileLine(cf.file, b) })
 		return nil, errs
 	}
 	return c, nil
+}
+
+// fileLine is the line number of a problem reported as "file:line: ...",
+// or a number past every line for other problems.
+func fileLine(file, problem string) int {
+	rest, ok := strings.CutPrefix(problem, file+":")
+	if !ok {
+		return 1 << 30
+	}
+	n, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, ':'), 0)])
+	if err != nil {
+		return 1 << 30
+	}
+	return n
 }
 
 func defaultServerConfig(cmd serverCmd) *serverConfig {
@@ -612,14 +628,39 @@ func yamlItems(v *yaml.Node, kind valueKind) ([]string, error) {
 	return []string{v.Value}, nil
 }
 
-// suggestKey names a known key close to an unknown one.
+// suggestKey names the known key closest to an unknown one, if one is
+// within two edits (after ignoring case, a TAKUMO_ prefix and - for _).
 func suggestKey(key string, byKey map[string]setting) string {
-	norm := func(s string) string { return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s)) }
-	k := norm(strings.TrimPrefix(strings.ToLower(key), "takumo_"))
+	k := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(key), "takumo_"), "-", "_")
+	best, bestD := "", 3
 	for known := range byKey {
-		if norm(known) == k {
-			return fmt.Sprintf(" (did you mean %q?)", known)
+		if d := editDistance(k, known); d < bestD || d == bestD && known < best {
+			best, bestD = known, d
 		}
 	}
-	return ""
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
