@@ -22,9 +22,9 @@ build: ## build bin/takumo-aegis
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/takumo-aegis ./cmd/takumo-aegis
 
 .PHONY: run
-run: build ## build, then scan demo/ (it holds fabricated secrets, so findings are expected)
-	@# Exit 1 means "secrets found", which is the point of the demo; 2 is a failure.
-	./$(BIN)/takumo-aegis scan demo || [ $$? -eq 1 ]
+run: build ## build, then start the local gateway (gateway --dev): paste the export lines it prints
+	@# Provider keys come from TAKUMO_ANTHROPIC_API_KEY etc.; TAKUMO_DEV_KEY keeps the dev key across runs.
+	./$(BIN)/takumo-aegis gateway --dev
 
 .PHONY: test
 test: ## run the tests with the race detector, and every benchmark once so they keep compiling
