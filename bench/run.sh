@@ -20,7 +20,8 @@
 # 2), LAT_N (latency requests per side, default 2000), STREAM_BYTES
 # (default 268435456), PORT_BASE (default 18080), GATEWAY=inproc to use
 # the in-process gateway of aegisbench instead of the binary, BIN=path to
-# use a prebuilt takumo-aegis (to compare two builds).
+# use a prebuilt takumo-aegis (to compare two builds), SKIP3=1 to stop
+# after the saturation run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -151,6 +152,7 @@ awk -v p="$tot_p" -v g="$tot_g" -v n="$ROUNDS" -v cp="$cpu_p" -v cg="$cpu_g" -v 
 curl -fsS $D/stats | awk '/^leaks/ { if ($2 != 0) { print "LEAK: " $2 " requests reached the provider with a planted value"; exit 1 } else print "provider_leaks 0" }'
 echo
 
+if [ "${SKIP3:-}" = 1 ]; then echo "(SKIP3=1: no streaming or RSS run)"; exit 0; fi
 echo "== 3a. streaming rehydration ($STREAM_BYTES bytes of Anthropic events with tokens)"
 "$OUT/aegisbench" stream -direct "$D" -gateway "$G" -bytes "$STREAM_BYTES" -pid "$GW_PID" | tee "$OUT/stream.txt"
 echo

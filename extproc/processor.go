@@ -84,6 +84,17 @@ type processor struct {
 	rw           llm.ResponseRewriter
 	bodyDone     bool // the BUFFERED response body has been answered
 	errCode      string
+
+	body *[]byte // pooled buffer the pending reply's body lives in (see releaseBody)
+}
+
+// releaseBody returns the pooled body buffer once the reply holding it has
+// been sent.
+func (p *processor) releaseBody() {
+	if p.body != nil {
+		p.s.bodies.Put(p.body)
+		p.body = nil
+	}
 }
 
 func (s *Server) newProcessor(ctx context.Context) *processor {
@@ -367,7 +378,13 @@ func (p *processor) proxyBody(body []byte) (*extprocv3.ProcessingResponse, error
 	if err := p.useVault(info.Session); err != nil {
 		return nil, err
 	}
-	out, dets, err := req.Tokenize(p.s.tokenizer, p.vault, make([]byte, 0, len(body)+len(body)/8+64))
+	buf := p.s.bodies.Get(len(body) + len(body)/8 + 64)
+	out, dets, err := req.Tokenize(p.s.tokenizer, p.vault, (*buf)[:0])
+	if cap(out) == cap(*buf) && len(out) > 0 && &out[0] == &(*buf)[:1][0] {
+		p.body = buf // the reply's body lives in buf until Process has sent it
+	} else {
+		p.s.bodies.Put(buf) // Tokenize outgrew it (or failed): not in the reply
+	}
 	if err != nil {
 		return nil, fmt.Errorf("extproc: tokenize: %w", err)
 	}

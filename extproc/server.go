@@ -92,6 +92,7 @@ type Server struct {
 	tokenizer token.Tokenizer
 	log       *slog.Logger
 	ins       *instruments
+	bodies    *bufferPool // tokenized request bodies, reused once sent
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -148,7 +149,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, tokenizer: token.Tokenizer{Engine: cfg.Engine}, log: log, ins: ins}, nil
+	return &Server{cfg: cfg, tokenizer: token.Tokenizer{Engine: cfg.Engine}, log: log, ins: ins, bodies: newBufferPool()}, nil
 }
 
 // Close releases the server's metric callbacks. Streams in flight are not
@@ -176,6 +177,10 @@ func ServerOptions(maxBody int64) []grpc.ServerOption {
 	}
 	pool := newBufferPool()
 	return []grpc.ServerOption{
+		// Streams run on long-lived workers (more streams than workers get
+		// a goroutine each, as without the option): a fresh goroutine per
+		// stream grew its stack again for every request's tokenization.
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxRecvMsgSize(int(limit)), grpc.MaxSendMsgSize(int(limit)),
 		grpc.ForceServerCodecV2(protoCodec{pool: pool}),
 		experimental.BufferPool(pool),
@@ -195,6 +200,8 @@ const (
 	streamWindow = 1 << 20
 	connWindow   = 16 << 20
 	ioBuffer     = 256 << 10
+	// streamWorkers bounds the goroutines kept for streams.
+	streamWorkers = 64
 )
 
 // Process serves one ext_proc stream (one HTTP exchange). It returns nil
@@ -230,7 +237,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			return status.Error(codes.Internal, "extproc: processing failed")
 		}
 		if resp != nil {
-			if err := stream.Send(resp); err != nil {
+			err := stream.Send(resp)
+			p.releaseBody() // Send has marshalled resp: its body is ours again
+			if err != nil {
 				p.abort("send failed")
 				return fmt.Errorf("extproc: send: %w", err)
 			}

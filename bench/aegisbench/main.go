@@ -11,12 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,8 +99,27 @@ func gatewayCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("gateway", flag.ExitOnError)
 	addr := fs.String("listen", "127.0.0.1:0", "listen address")
 	upstream := fs.String("upstream", "", "provider URL")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the gateway's life to `FILE`")
+	logs := fs.Bool("log", true, "log each request as JSON on stderr, as takumo-aegis does")
 	_ = fs.Parse(args)
-	gw, err := benchkit.StartGateway(*addr, *upstream, nil)
+	var log *slog.Logger
+	if *logs {
+		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		}()
+	}
+	gw, err := benchkit.StartGateway(*addr, *upstream, log)
 	if err != nil {
 		return err
 	}
