@@ -28,6 +28,7 @@ package cli
 // redacts them.
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,6 +101,10 @@ type serverConfig struct {
 	Dev bool
 	// DevKey is TAKUMO_DEV_KEY (environment only). Secret.
 	DevKey string
+	// TokenSecret is the standalone org's token secret (TAKUMO_TOKEN_SECRET,
+	// environment or config file only): replicas that share it derive the
+	// same tokens for a session. Empty: a random one per process. Secret.
+	TokenSecret []byte
 
 	// set records which settings came from a source rather than a default.
 	set map[string]bool
@@ -322,6 +327,16 @@ func serverSettings() []setting {
 			}},
 		{key: "dev_key", flag: "-", secret: true, cmds: forGateway,
 			set: func(c *serverConfig, v string) error { c.DevKey = v; return nil }},
+		{key: "token_secret", flag: "-", secret: true, cmds: forBoth,
+			usage: "the organisation's token secret (64+ hex characters); replicas sharing it give a session the same tokens",
+			set: func(c *serverConfig, v string) error {
+				b, err := hex.DecodeString(strings.TrimSpace(v))
+				if err != nil || len(b) < 32 {
+					return errors.New("must be at least 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`")
+				}
+				c.TokenSecret = b
+				return nil
+			}},
 	}
 }
 

@@ -209,3 +209,23 @@ func TestServerCommandsRefuseBadSetup(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenSecret(t *testing.T) {
+	const good = "8f3a2b1c9d0e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
+	cfg, err := resolveWith(t, forGateway, nil, map[string]string{"TAKUMO_TOKEN_SECRET": good}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.TokenSecret) != 32 {
+		t.Fatalf("token secret of %d bytes, want 32", len(cfg.TokenSecret))
+	}
+	if strings.Contains(cfg.String(), good) || strings.Contains(cfg.String(), good[:16]) {
+		t.Errorf("String shows the token secret: %s", cfg)
+	}
+	for _, bad := range []string{"abc", "zz" + good[2:], good[:40]} {
+		_, err := resolveWith(t, forExtProc, nil, map[string]string{"TAKUMO_TOKEN_SECRET": bad}, "")
+		if err == nil || !strings.Contains(err.Error(), "64 hex characters") || strings.Contains(err.Error(), bad) {
+			t.Errorf("token secret %q: got %v, want an error naming the format and not the value", bad, err)
+		}
+	}
+}

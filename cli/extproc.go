@@ -153,9 +153,14 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 			return nil, fmt.Errorf("api_keys: %w", err)
 		}
 	}
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, fmt.Errorf("org token secret: %w", err)
+	secret := cfg.TokenSecret
+	if len(secret) == 0 {
+		// Tokens then differ between processes: fine for one gateway,
+		// wrong for replicas behind one load balancer (set TAKUMO_TOKEN_SECRET).
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, fmt.Errorf("org token secret: %w", err)
+		}
 	}
 	sessions, err := extproc.NewSessionStore(func(string) []byte { return secret }, token.StoreOptions{
 		MaxSessions: cfg.MaxConcurrentSessions,
