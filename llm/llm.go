@@ -34,6 +34,14 @@
 // (tool inputs, unknown members) included: a token the provider only echoes
 // comes back rehydrated, a secret sent cannot be recalled.
 //
+// Credentials meant for the provider itself to use are tokenized too:
+// Anthropic mcp_servers[].authorization_token and the headers of an OpenAI
+// Responses MCP tool. The provider never sees a secret — that invariant
+// wins over convenience — so a provider-side MCP connector receives a token
+// and its server refuses it. Teams that need provider-hosted MCP servers
+// give them credentials that are not secrets to us (scoped, revocable, and
+// listed in the policy's allow list, which then lets them through).
+//
 // # Responses
 //
 // NewResponseRewriter picks the codec from the content type: JSON bodies are
