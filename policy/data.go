@@ -40,6 +40,9 @@ type CustomRule struct {
 	Action      string   `json:"action,omitempty"` // tokenize | block | monitor | off; "" = tokenize
 }
 
+// maxModelClasses is the length of the model_class chain in aegis.rego.
+const maxModelClasses = 6
+
 // Categories are the detection categories (DESIGN §4).
 var categories = []string{"KEY", "SECRET", "CONN", "HOST", "TOKEN", "USER", "PKEY"}
 
@@ -116,6 +119,9 @@ func validateData(data map[string]any) (checkedData, error) {
 		if err := decodeStrict(v, &m); err != nil {
 			bad("models: %v", err)
 		} else {
+			if len(m.Order) > maxModelClasses {
+				bad("models.order: at most %d classes (the embedded policy tries them in an unrolled chain)", maxModelClasses)
+			}
 			for _, c := range m.Order {
 				if len(m.Classes[c]) == 0 {
 					bad("models.order: class %q has no patterns in models.classes", c)

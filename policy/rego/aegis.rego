@@ -59,14 +59,27 @@ model := m if {
 	m := parts[count(parts) - 1]
 }
 
-model_class := c if {
-	matches := [k |
-		some k in data.models.order
-		some p in data.models.classes[k]
-		glob.match(p, null, model)
-	]
-	c := matches[0]
+# The first class in data.models.order with a matching pattern; each class
+# stops at its first matching pattern. (Written as an else chain, not a
+# comprehension over every pattern, because it runs on every request.)
+model_class := data.models.order[0] if {
+	class_matches(data.models.order[0])
+} else := data.models.order[1] if {
+	class_matches(data.models.order[1])
+} else := data.models.order[2] if {
+	class_matches(data.models.order[2])
+} else := data.models.order[3] if {
+	class_matches(data.models.order[3])
+} else := data.models.order[4] if {
+	class_matches(data.models.order[4])
+} else := data.models.order[5] if {
+	class_matches(data.models.order[5])
 } else := data.models.unknown_class
+
+class_matches(k) if {
+	some p in data.models.classes[k]
+	glob.match(p, null, model)
+}
 
 model_allowed if "*" in plan.models
 
@@ -107,26 +120,26 @@ overage if {
 
 # ---------------------------------------------------------------- detections
 
-custom_rule_action[id] := a if {
+# A detection's effective action: its rule's entry in data, else its custom
+# rule's action, else its category's entry, else the engine's default
+# action, else tokenize. The maps are built once per decision, then looked
+# up per detection with object.get (cheaper than a function per detection).
+rule_actions := object.union(custom_rule_actions, r) if {
+	r := data.detections.rules
+} else := custom_rule_actions
+
+custom_rule_actions := {r.id: r.action |
 	some r in data.custom_rules
-	id := r.id
-	a := r.action
-	a != ""
+	r.action != ""
 }
 
-effective_action(d) := a if {
-	a := data.detections.rules[d.rule]
-} else := a if {
-	a := custom_rule_action[d.rule]
-} else := a if {
-	a := data.detections.categories[d.category]
-} else := a if {
-	a := d.action
-	a != ""
-} else := "tokenize"
+category_actions := c if {
+	c := data.detections.categories
+} else := {}
 
-detections := [{"rule": d.rule, "category": d.category, "line": d.line, "action": effective_action(d)} |
+detections := [{"rule": d.rule, "category": d.category, "line": d.line, "action": action} |
 	some d in input.detections
+	action := object.get(rule_actions, d.rule, object.get(category_actions, d.category, object.get({"": "tokenize"}, d.action, d.action)))
 ]
 
 blocked := [{"rule": d.rule, "category": d.category, "line": d.line} |
