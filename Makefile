@@ -27,8 +27,15 @@ run: build ## build, then start the local gateway (gateway --dev): paste the exp
 	./$(BIN)/takumo-aegis gateway --dev
 
 .PHONY: test
-test: ## run the tests with the race detector, and every benchmark once so they keep compiling
-	$(GO) test -race ./...
+test: ## run the tests with the race detector (with the real Claude Code when npm is there), and every benchmark once so they keep compiling
+	@# e2e TestClaudeCode runs the Claude Code binary named by TAKUMO_E2E_CLAUDE; if that is unset and
+	@# npm is there, scripts/install-claude-code.sh installs the pinned release once into ~/.cache.
+	@# Without it the test skips (and fails under CI=true).
+	claude=$${TAKUMO_E2E_CLAUDE:-}; \
+	if [ -z "$$claude" ] && command -v npm >/dev/null 2>&1; then \
+	  claude=$$(bash scripts/install-claude-code.sh) || { echo "make test: Claude Code is not installed; TestClaudeCode will skip" >&2; claude=; }; \
+	fi; \
+	TAKUMO_E2E_CLAUDE=$$claude $(GO) test -race ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 .PHONY: check

@@ -13,8 +13,10 @@
 #
 # The package ships a small Node wrapper and, as an optional dependency per
 # platform (@anthropic-ai/claude-code-linux-x64 and so on), the native binary.
-# The wrapper's postinstall step is not needed: the test runs the binary
-# directly, so Node's version does not matter beyond running npm.
+# Install scripts are not run (--ignore-scripts): the wrapper's postinstall
+# only links the native binary into the wrapper's bin/, and the test runs the
+# binary directly, so Node's version does not matter beyond running npm (the
+# package asks for Node 22; npm only warns about that).
 #
 # Environment:
 #   CLAUDE_CODE_VERSION  the version to install (default 2.1.332)
@@ -66,7 +68,7 @@ if ! installed; then
   printf '{"name":"takumo-aegis-claude-code","private":true}\n' >"$tmp/package.json"
   (
     cd "$tmp"
-    npm install --no-audit --no-fund --no-save --loglevel=error \
+    npm install --ignore-scripts --no-audit --no-fund --no-save --loglevel=error \
       "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" >&2
   ) || die "npm install @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION failed"
   [[ -x $tmp/node_modules/@anthropic-ai/claude-code-$platform/claude ]] ||
