@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -478,6 +479,18 @@ func TestBadBundles(t *testing.T) {
 				plans(d)["free"].(map[string]any)["models"] = []any{"tiny"}
 			})
 		}, []string{`plans.free.models: unknown model class "tiny"`}},
+		{"too many model classes", func(f files) {
+			f["data.json"] = editJSON(f["data.json"], func(d map[string]any) {
+				m := d["models"].(map[string]any)
+				order := []any{}
+				for i := range 7 {
+					c := fmt.Sprint("c", i)
+					order = append(order, c)
+					m["classes"].(map[string]any)[c] = []any{c + "-*"}
+				}
+				m["order"] = append(order, "haiku", "sonnet", "opus")
+			})
+		}, []string{"models.order: at most 6 classes"}},
 		{"data-only bundle", func(f files) { delete(f, "aegis.rego") }, []string{"no Rego modules"}},
 	}
 	for _, tc := range tests {
