@@ -22,7 +22,7 @@
 //	d, err := eng.Decide(ctx, policy.Input{
 //		RequestID: reqID,
 //		Key:     policy.KeyInput{ID: rec.ID, Org: rec.Org, Mode: string(rec.Mode), Scopes: rec.Scopes, Status: string(rec.State)},
-//		Org:     policy.OrgInput{ID: rec.Org, Plan: planFromStore, Usage: policy.Usage{Requests: usage.Live.Requests, Credits: usage.Live.Credits}},
+//		Org:     policy.OrgInput{ID: rec.Org, Plan: orgPlan, Usage: policy.Usage{Requests: usage.Live.Requests, Credits: usage.Live.Credits}},
 //		Request: policy.RequestInfo{Method: m, Path: p, Provider: prov, Model: model, Operation: "proxy"}, // or tokenize, detect
 //		Detections: dets, // one per finding: rule id, category, engine default action, 1-based line; never the value
 //	})
@@ -33,6 +33,10 @@
 //	                  // add d.Headers to the response; record usage: keys.Usage{Requests: 1, Credits: d.Credits, Mode: rec.Mode};
 //	                  // hand d.RateLimit (per org) to the data plane's rate limiter.
 //	}
+//
+// orgPlan is the plan the org store knows ("" is fine when the policy data
+// lists the org: data.orgs.<id>.plan wins). Stop ends the loader's polling
+// (HTTP polling does not follow ctx).
 //
 // Custom detection rules from the policy data come out of
 // [Engine.CustomRules]; rebuild the detection engine when [Engine.Revision]
