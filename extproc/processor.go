@@ -424,11 +424,10 @@ func (p *processor) countDetections(dets []llm.Detection) {
 		if d.Action == detect.Block {
 			p.blocked++
 		}
-		p.s.ins.secrets.Add(p.ctx, 1, metric.WithAttributes(
-			attribute.String("category", string(d.Category)), attribute.String("action", string(d.Action))))
+		p.s.ins.secrets.Add(p.ctx, 1, p.s.ins.attrs.get("category", string(d.Category), "action", string(d.Action)))
 	}
 	if p.vault != nil {
-		p.s.ins.vaultEntries.Record(p.ctx, int64(p.vault.Len()), metric.WithAttributes(attribute.String("scope", p.sessionKind)))
+		p.s.ins.vaultEntries.Record(p.ctx, int64(p.vault.Len()), p.s.ins.attrs.get("scope", p.sessionKind))
 	}
 }
 
@@ -805,8 +804,8 @@ func (p *processor) finish() {
 		st = "aborted"
 	}
 	provider := string(p.info.Provider)
-	p.s.ins.requests.Add(p.ctx, 1, metric.WithAttributes(attribute.String("status", st), attribute.String("provider", provider)))
-	p.s.ins.duration.Record(p.ctx, dur.Seconds(), metric.WithAttributes(attribute.String("provider", provider)))
+	p.s.ins.requests.Add(p.ctx, 1, p.s.ins.attrs.get("status", st, "provider", provider))
+	p.s.ins.duration.Record(p.ctx, dur.Seconds(), p.s.ins.attrs.get("provider", provider))
 	attrs := []slog.Attr{
 		slog.String("request_id", p.requestID),
 		slog.String("method", p.method),

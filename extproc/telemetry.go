@@ -23,6 +23,7 @@ type instruments struct {
 	sessionsGauge   metric.Int64ObservableGauge
 	sessionCallback metric.Registration
 	tracer          trace.Tracer
+	attrs           attrSets
 }
 
 func newInstruments(mp metric.MeterProvider, tp trace.TracerProvider, sessions func() int) (*instruments, error) {

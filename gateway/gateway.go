@@ -16,8 +16,6 @@ import (
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
@@ -345,9 +343,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // record writes the per-request metrics.
 func (g *Gateway) record(ctx context.Context, start time.Time, status, provider string) {
 	ctx = context.WithoutCancel(ctx)
-	attrs := metric.WithAttributes(attribute.String("status", status), attribute.String("provider", provider))
-	g.metrics.requests.Add(ctx, 1, attrs)
-	g.metrics.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("provider", provider)))
+	g.metrics.requests.Add(ctx, 1, g.metrics.attrs.get("status", status, "provider", provider))
+	g.metrics.duration.Record(ctx, time.Since(start).Seconds(), g.metrics.attrs.get("provider", provider))
 }
 
 // httpStatusCode converts an Envoy HttpStatus (status < 200 → 200).

@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/otel/attribute"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -44,6 +43,7 @@ type instruments struct {
 	upstreamErrors metric.Int64Counter
 	rateChecks     metric.Int64Counter
 	extprocFails   metric.Int64Counter
+	attrs          attrSets
 }
 
 func newInstruments(mp metric.MeterProvider) (*instruments, error) {
@@ -71,13 +71,13 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 }
 
 func (in *instruments) extprocFailure(ctx context.Context, kind string) {
-	in.extprocFails.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind)))
+	in.extprocFails.Add(ctx, 1, in.attrs.get("kind", kind))
 }
 
 func (in *instruments) upstreamError(ctx context.Context, kind string) {
-	in.upstreamErrors.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", kind)))
+	in.upstreamErrors.Add(ctx, 1, in.attrs.get("kind", kind))
 }
 
-func metricResult(r string) metric.AddOption {
-	return metric.WithAttributes(attribute.String("result", r))
+func (in *instruments) metricResult(r string) metric.AddOption {
+	return in.attrs.get("result", r)
 }

@@ -576,7 +576,7 @@ func (x *exchange) rateLimit() (localReply, bool) {
 	}
 	res, err := x.g.limiter.Check(x.ctx, ds)
 	if err != nil {
-		x.g.metrics.rateChecks.Add(x.ctx, 1, metricResult("error"))
+		x.g.metrics.rateChecks.Add(x.ctx, 1, x.g.metrics.metricResult("error"))
 		x.log.Warn("rate limit check failed; letting the request through", "error", err, "request_id", x.requestID)
 		return localReply{}, false
 	}
@@ -588,10 +588,10 @@ func (x *exchange) rateLimit() (localReply, bool) {
 		}
 	}
 	if res.Allowed {
-		x.g.metrics.rateChecks.Add(x.ctx, 1, metricResult("ok"))
+		x.g.metrics.rateChecks.Add(x.ctx, 1, x.g.metrics.metricResult("ok"))
 		return localReply{}, false
 	}
-	x.g.metrics.rateChecks.Add(x.ctx, 1, metricResult("over_limit"))
+	x.g.metrics.rateChecks.Add(x.ctx, 1, x.g.metrics.metricResult("over_limit"))
 	hdrs := x.rateHdrs.set("x-ratelimit-remaining", "0").set("retry-after", strconv.Itoa(ceilSeconds(res.RetryAfter, 1)))
 	x.rateHdrs = nil
 	return localReply{status: http.StatusTooManyRequests, code: codeRateLimited, message: "rate limit exceeded", headers: hdrs}, true
