@@ -36,10 +36,29 @@ import (
 // its final answer only if it rehydrated the text. The provider must never
 // see a secret: not in the pasted prompt, not in the Read tool result, not
 // in the history where Claude Code sends back the rehydrated tool call.
+//
+// It runs once with the release's default model and once with an older
+// model, for which Claude Code sends a different body: other betas and
+// thinking settings, and every tool schema inline (about 90 KB instead of 50).
 func TestClaudeCode(t *testing.T) {
 	t.Parallel()
 	bin := claudeBinary(t)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"default model", nil},
+		{"claude-sonnet-4-5", []string{"--model", "claude-sonnet-4-5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			runClaudeCode(t, bin, tc.flags)
+		})
+	}
+}
 
+// runClaudeCode is one TestClaudeCode run, with extra claude flags.
+func runClaudeCode(t *testing.T, bin string, flags []string) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	proj := filepath.Join(dir, "orders-service")
@@ -61,13 +80,12 @@ func TestClaudeCode(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin,
+	cmd := exec.CommandContext(ctx, bin, append([]string{
 		"-p", "--output-format", "json",
-		"--model", "claude-sonnet-4-5",
 		"--max-turns", "5",
 		"--allowedTools", "Read,Write",
 		"--no-session-persistence",
-	)
+	}, flags...)...)
 	cmd.Dir = proj
 	cmd.Stdin = strings.NewReader(ccPrompt)
 	cmd.Env = []string{
@@ -340,7 +358,7 @@ func (m *ccModel) serve(w *fakeprovider.ResponseWriter, r *fakeprovider.Request)
 		t.Errorf("the provider got a tool result for %q, which the fake model never asked for", tr.ToolUseID)
 		reply = fakeprovider.AnthropicReply{Text: "I did not ask for that."}
 	}
-	reply.Model = "claude-sonnet-4-5-20250929"
+	reply.Model = req.Model
 	if !req.Stream {
 		w.JSON(http.StatusOK, reply.JSON())
 		return
