@@ -15,6 +15,8 @@ func connStrings() []Rule {
 				envSample("DATABASE_URL", "postgres://billing:ohOTOoUrqZHgylriSt20@db-01.prod.internal:5432/billing?sslmode=require"),
 				pySample("engine_url", "postgresql+psycopg2://app:TyGIM3*TqB4DcFl+@10.0.3.17/app"),
 				yamlSample("dsn", "postgresql://readonly:CbytYYuUm2wJKuL6veiXCIIY@pg.acme.io/analytics"),
+				// Sentence punctuation after the URL is not part of it.
+				{Text: "Connect with postgres://svc:Wq8eRt5yUi3o@pg.acme.io:5432/app, then migrate.", Secret: "postgres://svc:Wq8eRt5yUi3o@pg.acme.io:5432/app"},
 				// A quote in the password: only the @ ends it.
 				envSample("DATABASE_URL", `postgres://app:p"a\ss-wörd7@db.internal:5432/x`),
 			},
@@ -128,7 +130,7 @@ func connURL(id, desc, scheme string, keywords []string, pos []Sample, neg []str
 		Description: desc,
 		Category:    CONN,
 		Keywords:    keywords,
-		Pattern:     `(?i)(?:^|[^A-Za-z0-9+.-])((?:` + scheme + `)://[^\s:@/?#"'\x60<>]*:[^\s@/?#\x60<>]+@[^\s"'\x60<>(){}\[\];]+)`,
+		Pattern:     `(?i)(?:^|[^A-Za-z0-9+.-])((?:` + scheme + `)://[^\s:@/?#"'\x60<>]*:[^\s@/?#\x60<>]+@[^\s"'\x60<>(){}\[\];]*[^\s"'\x60<>(){}\[\];,.])`,
 		SecretGroup: 1,
 		MaxLen:      600,
 		Validate:    URLPassword,

@@ -385,10 +385,14 @@ func findAssignment(text []byte, hs, he int, want nameKind) (Span, bool) {
 		// Go: `var password string = "v"`.
 		i = skipTypeThenEquals(text, i)
 		codeish = true
-	case i > i0 && k == kindPassword:
-		// Directive or SQL style: `requirepass v`, `PASSWORD 'v'`.
-		if vs, ve, ok := quotedValue(text, i); ok {
-			return accept(text, vs, ve, k, true)
+	case i > i0 && k == kindPassword && !bytes.EqualFold(name, []byte("pass")):
+		// Directive or SQL style: `requirepass v`, `PASSWORD 'v'`. Not for
+		// the bare word "pass", an English verb ("Pass `x: y` to …"), and
+		// not for a backtick span, which is Markdown inline code.
+		if text[i] == '"' || text[i] == '\'' {
+			if vs, ve, ok := quotedValue(text, i); ok {
+				return accept(text, vs, ve, k, true)
+			}
 		}
 		if !configLine {
 			return Span{}, false
@@ -575,7 +579,7 @@ func accept(text []byte, vs, ve int, k nameKind, quoted bool) (Span, bool) {
 	spaces := bytes.Count(v, []byte(" "))
 	switch k {
 	case kindPassword:
-		if len(v) < 4 || len(v) > 128 || spaces > 2 {
+		if len(v) < 4 || len(v) > 128 || spaces > 2 || isNameValuePair(v) {
 			return Span{}, false
 		}
 	case kindUser:
@@ -911,6 +915,8 @@ func genericAssignments() []Rule {
 				`login(user, password)`,
 				`password_hash = "$2b$12$KIXQJ3wX"`,
 				`"password": "your-password-here"`,
+				"Pass `run_in_background: false` to wait for the result.",
+				`fork a copy (pass ` + "`" + `subagent_type: "fork"` + "`" + `) when needed`,
 				"env:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}\n",
 				"- name: DB_PASSWORD\n- name: LOG_LEVEL\n  value: debug\n",
 			},
@@ -1313,4 +1319,18 @@ func pairedValue(text []byte, from int, k nameKind) (Span, bool) {
 		return Span{}, false
 	}
 	return accept(text, j, ve, k, false)
+}
+
+// isNameValuePair reports values that read as `name: value` or `name=value`
+// themselves (`run_in_background: false`): configuration quoted in prose,
+// not a password.
+func isNameValuePair(v []byte) bool {
+	i := 0
+	for i < len(v) && (isLower(v[i]) || isUpper(v[i]) || isDigit(v[i]) || v[i] == '_') {
+		i++
+	}
+	if i == 0 || i+1 >= len(v) {
+		return false
+	}
+	return v[i] == ':' && v[i+1] == ' '
 }
