@@ -21,7 +21,7 @@
 # (default 268435456), PORT_BASE (default 18080), GATEWAY=inproc to use
 # the in-process gateway of aegisbench instead of the binary, BIN=path to
 # use a prebuilt takumo-aegis (to compare two builds), SKIP3=1 to stop
-# after the saturation run.
+# after the saturation run, ONLY3=1 for the streaming and RSS runs alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -101,6 +101,7 @@ echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3)"
 echo "gateway: ${GATEWAY:-bin}"
 echo
 
+if [ "${ONLY3:-}" != 1 ]; then
 echo "== 1. added latency (64 KB prompt, 3 secrets, one request at a time, $LAT_N per side)"
 "$OUT/aegisbench" latency -direct "$D" -gateway "$G" -n "$LAT_N" | tee "$OUT/latency.txt"
 echo
@@ -152,6 +153,7 @@ awk -v p="$tot_p" -v g="$tot_g" -v n="$ROUNDS" -v cp="$cpu_p" -v cg="$cpu_g" -v 
 curl -fsS $D/stats | awk '/^leaks/ { if ($2 != 0) { print "LEAK: " $2 " requests reached the provider with a planted value"; exit 1 } else print "provider_leaks 0" }'
 echo
 
+fi # ONLY3
 if [ "${SKIP3:-}" = 1 ]; then echo "(SKIP3=1: no streaming or RSS run)"; exit 0; fi
 echo "== 3a. streaming rehydration ($STREAM_BYTES bytes of Anthropic events with tokens)"
 "$OUT/aegisbench" stream -direct "$D" -gateway "$G" -bytes "$STREAM_BYTES" -pid "$GW_PID" | tee "$OUT/stream.txt"
