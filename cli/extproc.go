@@ -82,7 +82,7 @@ func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 		return err
 	}
 	defer func() { _ = srv.Close() }()
-	ln, err := listen(cfg.ListenAddr)
+	ln, err := listen(ctx, cfg.ListenAddr)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,11 @@ func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 	logger.Info("extproc shutting down", "grace", cfg.ShutdownTimeout.String())
 	hs.Shutdown()
 	stopGRPC(g, cfg.ShutdownTimeout)
-	<-served
+	// After Stop or GracefulStop, Serve returns nil, or ErrServerStopped if
+	// it had not started yet: both are the shutdown we asked for.
+	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("extproc: serve: %w", err)
+	}
 	return nil
 }
 
@@ -199,11 +203,14 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 }
 
 // listen opens a TCP host:port, or a unix socket for "unix:/path". A socket
-// file left behind by a process that is gone is replaced.
-func listen(addr string) (net.Listener, error) {
+// file left behind by a process that is gone is replaced. ctx bounds the
+// opening only (and the probe of a socket left behind), not the listener's
+// lifetime.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
 	path, isUnix := strings.CutPrefix(addr, "unix:")
 	if !isUnix {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := lc.Listen(ctx, "tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
@@ -214,7 +221,8 @@ func listen(addr string) (net.Listener, error) {
 		return nil, errors.New("listen: unix: needs a socket path, as in unix:/run/aegis.sock")
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.Dial("unix", path); err == nil {
+		var d net.Dialer
+		if c, err := d.DialContext(ctx, "unix", path); err == nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("listen: %s: another process is serving this socket", path)
 		}
@@ -222,7 +230,7 @@ func listen(addr string) (net.Listener, error) {
 			return nil, fmt.Errorf("listen: removing the stale socket: %w", err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := lc.Listen(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}

@@ -169,7 +169,7 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	ln, err := listen(cfg.ListenAddr)
+	ln, err := listen(ctx, cfg.ListenAddr)
 	if err != nil {
 		return err
 	}
