@@ -226,6 +226,11 @@ func listen(ctx context.Context, addr string) (net.Listener, error) {
 			_ = c.Close()
 			return nil, fmt.Errorf("listen: %s: another process is serving this socket", path)
 		}
+		// A dial cut short by ctx says nothing about the socket: never
+		// remove it then, it may be another process's live one.
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("listen: removing the stale socket: %w", err)
 		}
