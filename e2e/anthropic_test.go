@@ -206,7 +206,8 @@ func streamEventOrder(t *testing.T, events []anthropic.MessageStreamEventUnion) 
 func streamAnthropic(t *testing.T, c *anthropic.Client, params anthropic.MessageNewParams, opts ...option.RequestOption) {
 	t.Helper()
 	stream := c.Messages.NewStreaming(context.Background(), params, opts...)
-	defer stream.Close()
+	// stream.Err is what is checked; Close only releases the connection.
+	defer func() { _ = stream.Close() }()
 	var (
 		msg    anthropic.Message
 		events []anthropic.MessageStreamEventUnion
@@ -411,7 +412,7 @@ func TestAnthropicOverloadedAndRateLimitedPassThrough(t *testing.T) {
 		t.Fatalf("got %v, want the provider's 529 overloaded_error", err)
 	}
 	_, err = anthropicClient(g).Messages.New(context.Background(), anthropicParams(prompt))
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Response.Header.Get("Retry-After") != "0" ||
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Response.Header.Get("Retry-After") != "0" ||
 		apiErr.Response.Header.Get("Anthropic-Ratelimit-Requests-Remaining") != "0" {
 		t.Fatalf("got %v, want the provider's 429 with its retry headers", err)
 	}

@@ -82,12 +82,12 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			resp, body := g.post(t, c.path, c.ctype, c.body, c.hdr)
-			e := wantError(t, resp, body, c.status, c.code)
+			r := g.post(t, c.path, c.ctype, c.body, c.hdr)
+			e := wantError(t, r, c.status, c.code)
 			if c.msgHas != "" && !strings.Contains(e.Error.Message, c.msgHas) {
 				t.Errorf("message %q does not say what is wrong (want it to mention %q)", e.Error.Message, c.msgHas)
 			}
-			if strings.Contains(string(body), g.key) || strings.Contains(string(body), anthropicProviderKey) {
+			if strings.Contains(string(r.body), g.key) || strings.Contains(string(r.body), anthropicProviderKey) {
 				t.Error("an error body repeats a key")
 			}
 		})
@@ -112,8 +112,7 @@ func TestInvalidUTF8InJSONStrings(t *testing.T) {
 	if !bytes.Contains(body, []byte("\xff\xfe")) {
 		t.Fatal("test body lost its invalid bytes")
 	}
-	resp, rb := g.post(t, "/v1/messages", "application/json", body, nil)
-	wantError(t, resp, rb, 400, "BAD_REQUEST")
+	wantError(t, g.post(t, "/v1/messages", "application/json", body, nil), 400, "BAD_REQUEST")
 	if n := len(p.Requests()); n != 0 {
 		t.Errorf("the provider received %d requests", n)
 	}
@@ -140,9 +139,9 @@ func TestGzipBombIs413WithBoundedMemory(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	resp, body := g.post(t, "/v1/messages", "application/json", bomb, map[string]string{"Content-Encoding": "gzip"})
+	r := g.post(t, "/v1/messages", "application/json", bomb, map[string]string{"Content-Encoding": "gzip"})
 	runtime.ReadMemStats(&after)
-	wantError(t, resp, body, 413, "PAYLOAD_TOO_LARGE")
+	wantError(t, r, 413, "PAYLOAD_TOO_LARGE")
 	allocated := after.TotalAlloc - before.TotalAlloc
 	t.Logf("gzip bomb: %d compressed bytes, %d bytes allocated while refusing it", len(bomb), allocated)
 	// Inflating it would allocate 1 GiB; decoding to the limit, a few
@@ -179,12 +178,12 @@ func TestProviderErrors(t *testing.T) {
 			p := fakeprovider.New(c.handler)
 			defer p.Close()
 			g := startGateway(t, p, gatewayOpts{yaml: c.yaml})
-			resp, body := g.post(t, "/v1/messages", "application/json", messagesBody(t, prompt), nil)
-			wantError(t, resp, body, c.status, c.code)
-			if strings.Contains(string(body), "<html>") && c.status == 502 {
+			r := g.post(t, "/v1/messages", "application/json", messagesBody(t, prompt), nil)
+			wantError(t, r, c.status, c.code)
+			if strings.Contains(string(r.body), "<html>") && c.status == 502 {
 				// The HTML is not JSON: it must not be passed as the upstream body.
 				var e errorBody
-				_ = json.Unmarshal(body, &e)
+				_ = json.Unmarshal(r.body, &e)
 				if len(e.Error.Upstream) > 0 && string(e.Error.Upstream) != "null" {
 					t.Errorf("upstream HTML passed through as %s", e.Error.Upstream)
 				}
@@ -212,7 +211,8 @@ func TestProviderResetMidStream(t *testing.T) {
 			defer p.Close()
 			g := startGateway(t, p, gatewayOpts{})
 			stream := anthropicClient(g).Messages.NewStreaming(context.Background(), anthropicParams(prompt))
-			defer stream.Close()
+			// The stream is cut on purpose: its Close error says nothing new.
+			defer func() { _ = stream.Close() }()
 			var all strings.Builder
 			var text strings.Builder
 			for stream.Next() {
@@ -250,8 +250,11 @@ type forwarder struct {
 	wg       sync.WaitGroup
 }
 
+// The forwarder dials the target with t's context: once the test is over
+// it carries nothing new.
 func newForwarder(t *testing.T, target string) *forwarder {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +267,8 @@ func newForwarder(t *testing.T, target string) *forwarder {
 			if err != nil {
 				return
 			}
-			s, err := net.Dial("tcp", target)
+			var d net.Dialer
+			s, err := d.DialContext(t.Context(), "tcp", target)
 			if err != nil {
 				_ = c.Close()
 				continue
@@ -358,7 +362,7 @@ func TestExtProcDiesMidRequest(t *testing.T) {
 
 	body := messagesBody(t, prompt)
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/messages", pr)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/v1/messages", pr)
 	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", key)
@@ -374,7 +378,8 @@ func TestExtProcDiesMidRequest(t *testing.T) {
 			done <- result{err: err}
 			return
 		}
-		defer resp.Body.Close()
+		// Read to the end below (or cut): closing cannot lose anything we check.
+		defer func() { _ = resp.Body.Close() }()
 		b, _ := io.ReadAll(resp.Body)
 		done <- result{status: resp.StatusCode, body: b}
 	}()

@@ -157,7 +157,6 @@ type gateway struct {
 type gatewayOpts struct {
 	yaml string   // extra config file lines
 	args []string // extra flags
-	dev  bool     // --dev (default on: see startGateway)
 }
 
 // writeConfig writes a config file pointing every provider at p.
@@ -259,10 +258,18 @@ type errorBody struct {
 	} `json:"error"`
 }
 
+// reply is what post read of a response: the body is read to the end and
+// closed, so no *http.Response with a dead body escapes to the tests.
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
 // post sends a raw request through the gateway with the dev key.
-func (g *gateway) post(t *testing.T, path, contentType string, body []byte, hdr map[string]string) (*http.Response, []byte) {
+func (g *gateway) post(t *testing.T, path, contentType string, body []byte, hdr map[string]string) reply {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.base+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, g.base+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,28 +286,29 @@ func (g *gateway) post(t *testing.T, path, contentType string, body []byte, hdr 
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
-	defer resp.Body.Close()
+	// Read to the end below: closing cannot lose anything we check.
+	defer func() { _ = resp.Body.Close() }()
 	var b bytes.Buffer
 	if _, err := b.ReadFrom(resp.Body); err != nil {
 		t.Fatalf("POST %s: reading the body: %v", path, err)
 	}
-	return resp, b.Bytes()
+	return reply{status: resp.StatusCode, header: resp.Header, body: b.Bytes()}
 }
 
 // wantError checks a DESIGN §6 error response.
-func wantError(t *testing.T, resp *http.Response, body []byte, status int, code string) errorBody {
+func wantError(t *testing.T, r reply, status int, code string) errorBody {
 	t.Helper()
 	var e errorBody
-	if resp.StatusCode != status {
-		t.Errorf("status %d, want %d; body %s", resp.StatusCode, status, body)
+	if r.status != status {
+		t.Errorf("status %d, want %d; body %s", r.status, status, r.body)
 	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		t.Fatalf("error body is not JSON: %v: %q", err, body)
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Fatalf("error body is not JSON: %v: %q", err, r.body)
 	}
 	if e.Error.Code != code || e.Error.Message == "" || !strings.HasPrefix(e.Error.RequestID, "req_") {
-		t.Errorf("error body %s, want code %s with a message and a request id", body, code)
+		t.Errorf("error body %s, want code %s with a message and a request id", r.body, code)
 	}
-	if got := resp.Header.Get("X-Aegis-Request-Id"); got != e.Error.RequestID {
+	if got := r.header.Get("X-Aegis-Request-Id"); got != e.Error.RequestID {
 		t.Errorf("X-Aegis-Request-Id %q, body request_id %q", got, e.Error.RequestID)
 	}
 	return e

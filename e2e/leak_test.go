@@ -50,7 +50,11 @@ func TestLogsAndMetricsHoldNoSecret(t *testing.T) {
 	g.post(t, "/v1/messages", "application/json", messagesBody(t, prompt), map[string]string{"x-api-key": ghToken})
 	g.post(t, "/v1/messages?key="+ghToken, "application/json", messagesBody(t, prompt), nil)
 
-	resp, err := http.Get(g.base + "/metrics")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, g.base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,8 @@ func TestOpenAIChatStream(t *testing.T) {
 			params := chatParams(prompt)
 			params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
 			stream := openAIClient(g).Chat.Completions.NewStreaming(context.Background(), params)
-			defer stream.Close()
+			// stream.Err is what is checked; Close only releases the connection.
+			defer func() { _ = stream.Close() }()
 			var (
 				acc        openai.ChatCompletionAccumulator
 				chunks     int
@@ -208,7 +209,7 @@ func TestOpenAIRateLimitPassThrough(t *testing.T) {
 	if !errors.As(err, &apiErr) {
 		t.Fatalf("got %v, want an API error", err)
 	}
-	if apiErr.StatusCode != 429 || apiErr.Code != "rate_limit_exceeded" ||
+	if apiErr.StatusCode != http.StatusTooManyRequests || apiErr.Code != "rate_limit_exceeded" ||
 		apiErr.Response.Header.Get("Retry-After") != "7" ||
 		apiErr.Response.Header.Get("X-Ratelimit-Reset-Requests") != "6.5s" {
 		t.Errorf("got %d %q retry-after %q", apiErr.StatusCode, apiErr.Code, apiErr.Response.Header.Get("Retry-After"))
@@ -289,7 +290,8 @@ func TestOpenAIResponsesStream(t *testing.T) {
 			defer p.Close()
 			g := startGateway(t, p, gatewayOpts{})
 			stream := openAIClient(g).Responses.NewStreaming(context.Background(), responsesParams(prompt))
-			defer stream.Close()
+			// stream.Err is what is checked; Close only releases the connection.
+			defer func() { _ = stream.Close() }()
 			var (
 				types              []string
 				text, args         strings.Builder
