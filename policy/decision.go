@@ -276,3 +276,58 @@ func readDecision(v ast.Value, nDetections int) (Decision, error) {
 	}
 	return out, nil
 }
+
+// readUsageWindow reads the decision's optional usage_window: {"requests":
+// [min, max], "credits": [min, max]}, inclusive bounds of
+// input.org.usage.requests and input.org.usage.credits within which the
+// policy gives the same decision with every other input unchanged (null:
+// no bound). It returns nil when the policy states none.
+func readUsageWindow(v ast.Value) (*usageWindow, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, nil
+	}
+	d := doc{obj: obj, path: "decision"}
+	if d.get("usage_window") == nil {
+		return nil, nil
+	}
+	uw, err := d.object("usage_window")
+	if err != nil {
+		return nil, err
+	}
+	bounds := func(key string) (lo, hi int64, err error) {
+		a, err := uw.array(key)
+		if err != nil {
+			return 0, 0, err
+		}
+		if a.Len() != 2 {
+			return 0, 0, shapeErr(uw.path, key, "[min, max]", a)
+		}
+		get := func(i int, open int64) (int64, error) {
+			switch x := a.Elem(i).Value.(type) {
+			case ast.Null:
+				return open, nil
+			case ast.Number:
+				if n, ok := x.Int64(); ok {
+					return n, nil
+				}
+			}
+			return 0, shapeErr(uw.path, fmt.Sprintf("%s[%d]", key, i), "integer or null", a.Elem(i).Value)
+		}
+		if lo, err = get(0, math.MinInt64); err != nil {
+			return 0, 0, err
+		}
+		if hi, err = get(1, math.MaxInt64); err != nil {
+			return 0, 0, err
+		}
+		return lo, hi, nil
+	}
+	var w usageWindow
+	if w.reqMin, w.reqMax, err = bounds("requests"); err != nil {
+		return nil, err
+	}
+	if w.credMin, w.credMax, err = bounds("credits"); err != nil {
+		return nil, err
+	}
+	return &w, nil
+}

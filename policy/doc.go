@@ -55,9 +55,12 @@
 // strings), detections (array, one {rule, category, line, action} per input
 // detection in order), blocked (array of {rule, category, line}), credits
 // (number), overage (bool), plan (string) and rate_limit {per_minute,
-// per_hour}. Each field is read by a typed getter that fails loudly; a
-// policy that yields a malformed decision for a sample request is refused at
-// load, and a malformed decision at run time is an ErrNoDecision.
+// per_hour}, and optionally usage_window {requests: [min, max], credits:
+// [min, max]} (null for an open end): the usage within which the decision
+// would be the same with every other input unchanged. Each field is read
+// by a typed getter that fails loudly; a policy that yields a malformed
+// decision for a sample request is refused at load, and a malformed
+// decision at run time is an ErrNoDecision.
 //
 // # The embedded policy
 //
@@ -94,6 +97,17 @@
 // the query: a prepared OPA query reads the store at evaluation time, so the
 // new section is written to the running policy's store in one transaction.
 // Such sections persist across later bundle loads.
+//
+// # Memoized decisions
+//
+// Each policy generation keeps recent decisions, keyed on exactly the input
+// fields its modules read (found in the compiled Rego), so a repeated
+// request is answered without evaluating Rego again; see memo.go for why an
+// answer can never be stale. The usage is left out of the key when the
+// decision states its usage_window (the embedded policy does), and an entry
+// is used only while the usage lies in it. Policies that call a
+// nondeterministic builtin (time.now_ns, http.send, …) are not memoized.
+// Data updates start a new memo.
 //
 // # Decision log
 //

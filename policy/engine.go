@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -79,6 +81,9 @@ type generation struct {
 	custom   []CustomRule
 	plans    []string
 	data     map[string]any // guarded by Engine.mu
+	// memo holds recent decisions (see memo.go); nil for a policy that
+	// must not be memoized. SetData replaces it after writing the store.
+	memo atomic.Pointer[memo]
 }
 
 // New returns an engine running the embedded policy.
@@ -200,9 +205,10 @@ func (e *Engine) build(ctx context.Context, p Policy) (*generation, error) {
 	}
 	g := &generation{query: pq, store: store, revision: p.Revision, source: p.Source,
 		custom: checked.custom, plans: checked.plans, data: data}
+	g.memo.Store(newMemo(compiler.Modules))
 	// A policy that cannot decide a plain request is not swapped in.
 	canary := canaryInput(checked.plans)
-	if _, err := g.decide(ctx, &canary); err != nil {
+	if _, _, err := g.eval(ctx, &canary); err != nil {
 		return nil, fmt.Errorf("sample decision: %w", err)
 	}
 	return g, nil
@@ -226,24 +232,57 @@ func canaryInput(plans []string) Input {
 // conversion to Go values.
 func returnAST(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }
 
-// decide evaluates in under this generation.
+// decide answers in from the memo, or evaluates it under this generation
+// and memoizes the answer.
 func (g *generation) decide(ctx context.Context, in *Input) (Decision, error) {
-	rs, err := g.query.Eval(ctx, rego.EvalParsedInput(in.value()), rego.EvalGenerateJSON(returnAST))
+	mo := g.memo.Load()
+	if mo != nil {
+		if d, ok := mo.lookup(in); ok {
+			return d, nil
+		}
+	}
+	d, w, err := g.eval(ctx, in)
+	if err == nil && mo != nil {
+		mo.store(in, d, w)
+	}
+	return d, err
+}
+
+// eval evaluates in under this generation, without the memo. The window
+// is the usage window the policy stated, if any.
+func (g *generation) eval(ctx context.Context, in *Input) (Decision, *usageWindow, error) {
+	// OPA's default is a goroutine per evaluation that waits for ctx to be
+	// done; context.AfterFunc gives the same cancellation without one.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	rs, err := g.query.Eval(ctx,
+		rego.EvalParsedInput(in.value()),
+		rego.EvalGenerateJSON(returnAST),
+		rego.EvalExternalCancel(cancel),
+		rego.EvalMetrics(metrics.NoOp()),
+		rego.EvalInstrument(false),
+		rego.EvalRuleIndexing(true),
+		rego.EvalEarlyExit(true))
+	stop()
 	if err != nil {
-		return Decision{}, fmt.Errorf("%w: evaluate: %w", ErrNoDecision, err)
+		return Decision{}, nil, fmt.Errorf("%w: evaluate: %w", ErrNoDecision, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return Decision{}, fmt.Errorf("%w: %s is undefined for this input", ErrNoDecision, decisionQuery)
+		return Decision{}, nil, fmt.Errorf("%w: %s is undefined for this input", ErrNoDecision, decisionQuery)
 	}
 	v, ok := rs[0].Expressions[0].Value.(ast.Value)
 	if !ok {
-		return Decision{}, fmt.Errorf("%w: unexpected result type %T", ErrNoDecision, rs[0].Expressions[0].Value)
+		return Decision{}, nil, fmt.Errorf("%w: unexpected result type %T", ErrNoDecision, rs[0].Expressions[0].Value)
 	}
 	d, err := readDecision(v, len(in.Detections))
 	if err != nil {
-		return Decision{}, fmt.Errorf("%w: %w", ErrNoDecision, err)
+		return Decision{}, nil, fmt.Errorf("%w: %w", ErrNoDecision, err)
 	}
-	return d, nil
+	w, err := readUsageWindow(v)
+	if err != nil {
+		return Decision{}, nil, fmt.Errorf("%w: %w", ErrNoDecision, err)
+	}
+	return d, w, nil
 }
 
 // Decide asks the policy about one request. An error wraps ErrNoDecision
@@ -337,6 +376,9 @@ func (e *Engine) SetData(ctx context.Context, section string, value any) error {
 	if err := storage.WriteOne(ctx, g.store, storage.AddOp, storage.Path{section}, v); err != nil {
 		return fmt.Errorf("policy: set data %s: write: %w", section, err)
 	}
+	// Only now, with the store written, may decisions be memoized anew:
+	// a decision from the old data can only reach the old memo.
+	g.memo.Store(g.memo.Load().fresh())
 	g.data = next
 	g.plans = checked.plans
 	if e.overlay == nil {

@@ -105,6 +105,27 @@ over_credits if {
 	input.org.usage.credits + credits > credit_allowance
 }
 
+# The usage ranges within which the decision stays the same when nothing
+# but the usage changes (the decision's usage_window; the engine reuses a
+# decision only while the usage lies within it). over_requests and
+# over_credits above are the only reads of input.org.usage: keep it so, or
+# widen nothing here without a test in policy/memo_test.go.
+usage_window := {"requests": requests_window, "credits": credits_window}
+
+requests_window := [plan.requests_per_month, null] if {
+	over_requests
+} else := [null, plan.requests_per_month - 1] if {
+	limits_apply
+	plan.requests_per_month >= 0
+} else := [null, null]
+
+credits_window := [(credit_allowance - credits) + 1, null] if {
+	over_credits
+} else := [null, credit_allowance - credits] if {
+	limits_apply
+	credit_allowance >= 0
+} else := [null, null]
+
 default overage := false
 
 # Paid plans may go over their allowance: allowed, and counted as overage.
@@ -215,6 +236,7 @@ decision := {
 	"overage": false,
 	"plan": plan_label,
 	"rate_limit": rate_limit,
+	"usage_window": usage_window,
 } if {
 	d := deny
 }
@@ -231,6 +253,7 @@ decision := {
 	"overage": overage,
 	"plan": plan_label,
 	"rate_limit": rate_limit,
+	"usage_window": usage_window,
 } if {
 	not deny
 }
