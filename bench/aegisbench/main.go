@@ -30,9 +30,13 @@ import (
 )
 
 func main() {
+	os.Exit(run()) //nolint:forbidigo // main is where the process exits
+}
+
+func run() int {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: aegisbench provider|proxy|gateway|prompt|latency|load|stream|rss [flags]")
-		os.Exit(2)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -43,16 +47,17 @@ func main() {
 	f, ok := cmds[os.Args[1]]
 	if !ok {
 		fmt.Fprintf(os.Stderr, "aegisbench: unknown command %q\n", os.Args[1])
-		os.Exit(2)
+		return 2
 	}
 	if err := f(ctx, os.Args[2:]); err != nil {
 		fmt.Fprintln(os.Stderr, "aegisbench:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func serve(ctx context.Context, addr string, h http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -345,8 +350,12 @@ func rss(ctx context.Context, args []string) error {
 	body := benchkit.Prompt(*size, false)
 	c := benchkit.NewClient(*conc)
 	// One request first: connections, pools, the detector's lazy state.
-	if r, err := benchkit.Post(ctx, c, *target, body, *via, "rss", nil); err != nil || r.Status != http.StatusOK {
-		return fmt.Errorf("warm-up: %v (status %d)", err, r.Status)
+	r, err := benchkit.Post(ctx, c, *target, body, *via, "rss", nil)
+	if err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if r.Status != http.StatusOK {
+		return fmt.Errorf("warm-up: status %d", r.Status)
 	}
 	idle, _, err := procRSS(*pid)
 	if err != nil {

@@ -20,9 +20,9 @@ const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 // Fabricated values planted in every prompt.
 const (
 	// AWSKeyID is an AKIA key id whose encoded account id is in range.
-	AWSKeyID = "AKIAQ3EGUQ7XNB5KZ4WD"
+	AWSKeyID = "AKIAQ3EGUQ7XNB5KZ4WD" //nolint:gosec // G101: fabricated, never issued
 	// PostgresURL carries a password in its userinfo.
-	PostgresURL = "postgres://svc_bench:Rk7vQ2mX9pL4wZ8tNc@db.internal.example:5432/app"
+	PostgresURL = "postgres://svc_bench:Rk7vQ2mX9pL4wZ8tNc@db.internal.example:5432/app" //nolint:gosec // G101: fabricated
 	// ghBody is the random part of the GitHub token (30 base62 characters).
 	ghBody = "Bq8ZrT4wXy2Lm6Np0Vs3Kd7Hf1Jc9G"
 	// Anthropic API key the gateway holds for the provider (fabricated).

@@ -45,7 +45,7 @@ func NewProvider() *Provider {
 	return p
 }
 
-const tokenPrefix = "__TAKUMO_v1_"
+const tokenPrefix = "__TAKUMO_v1_" //nolint:gosec // G101: the token format's prefix, not a credential
 
 // found returns the tokens (or, directly, the planted values) in body, in
 // order, without duplicates.

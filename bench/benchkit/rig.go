@@ -23,7 +23,7 @@ import (
 )
 
 // orgSecret is the fabricated token secret of the bench organisation.
-const orgSecret = "bench-org-token-secret-fabricated-0123456789"
+const orgSecret = "bench-org-token-secret-fabricated-0123456789" //nolint:gosec // G101: fabricated for the bench
 
 // Gateway is an in-process gateway wired as `takumo-aegis gateway` wires it
 // by default: the real ext_proc server with the built-in catalog, reached
@@ -100,7 +100,7 @@ func StartGateway(addr, providerURL string, log *slog.Logger) (*Gateway, error) 
 		<-served
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		_ = conn.Close()
 		gs.Stop()
