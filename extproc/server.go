@@ -163,7 +163,11 @@ func (s *Server) Register(g *grpc.Server) {
 
 // ServerOptions returns gRPC server options whose message size limits fit a
 // body of maxBody bytes (0: DefaultMaxBodyBytes) plus headroom for headers
-// and framing. Without them Go's 4 MiB default fails large bodies.
+// and framing. Without them Go's 4 MiB default fails large bodies. They
+// also tune the server for 64 KB-class bodies: a codec and buffer pool of
+// their own (codec.go; the wire format is gRPC's usual proto), HTTP/2
+// windows a prompt fits in, larger transport buffers and stream workers.
+// Call it once per gRPC server: each call makes a new pool.
 func ServerOptions(maxBody int64) []grpc.ServerOption {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBodyBytes

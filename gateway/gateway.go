@@ -124,7 +124,11 @@ func New(cfg Config) (*Gateway, error) {
 // ExtProcDialOptions are the gRPC options a connection to the ext_proc
 // server needs for bodies up to maxBodyBytes: gRPC's 4 MiB default message
 // limit would otherwise fail large bodies (extproc-anchors §1.8). The
-// server side must raise MaxRecvMsgSize the same way.
+// server side must raise MaxRecvMsgSize the same way. They also tune the
+// connection for 64 KB-class bodies: a codec and buffer pool of their own
+// (codec.go), HTTP/2 windows a prompt fits in, and larger transport
+// buffers; the wire format is gRPC's usual proto. Call it once per
+// connection: each call makes a new pool.
 func ExtProcDialOptions(maxBodyBytes int64) []grpc.DialOption {
 	if maxBodyBytes <= 0 {
 		maxBodyBytes = DefaultMaxBodyBytes
