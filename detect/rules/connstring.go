@@ -16,7 +16,7 @@ func connStrings() []Rule {
 				pySample("engine_url", "postgresql+psycopg2://app:TyGIM3*TqB4DcFl+@10.0.3.17/app"),
 				yamlSample("dsn", "postgresql://readonly:CbytYYuUm2wJKuL6veiXCIIY@pg.acme.io/analytics"),
 				// Sentence punctuation after the URL is not part of it.
-				{Text: "Connect with postgres://svc:Wq8eRt5yUi3o@pg.acme.io:5432/app, then migrate.", Secret: "postgres://svc:Wq8eRt5yUi3o@pg.acme.io:5432/app"},
+				textSample("Connect with ", "postgres://svc:Wq8eRt5yUi3o@pg.acme.io:5432/app", ", then migrate.\n"),
 				// A quote in the password: only the @ ends it.
 				envSample("DATABASE_URL", `postgres://app:p"a\ss-wörd7@db.internal:5432/x`),
 			},
