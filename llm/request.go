@@ -21,14 +21,13 @@ type Request struct {
 	info  RequestInfo
 	strs  []strSpan
 	paths []pathNode
-	dec   []byte // decoded values of the strings with escapes
 }
 
 // strSpan is a string value of the body to tokenize: the body between its
 // quotes, src[start:end].
 type strSpan struct {
 	start, end int
-	ds, de     int   // decoded value in Request.dec, when esc
+	ds, de     int   // decoded value in parser.dec, when esc and the parser decodes
 	path       int32 // into Request.paths: where the string sits
 	mode       uint8
 	esc        bool // the body has backslash escapes
@@ -59,7 +58,10 @@ type pathNode struct {
 // The Request refers to body, which the caller must keep unchanged until it
 // is done with the Request.
 func ParseRequest(route Route, body []byte) (*Request, error) {
-	p := parser{src: body, recordInfo: true, dec: make([]byte, 0, len(body))}
+	// The strings are only validated here; Tokenize decodes each escaped
+	// one into a scratch buffer when it gets to it, so a Request holds no
+	// second copy of the body.
+	p := parser{src: body, recordInfo: true, lazy: true}
 	root := rootNodeFor(route)
 	if err := p.document(root, true); err != nil {
 		return nil, err
@@ -75,7 +77,7 @@ func ParseRequest(route Route, body []byte) (*Request, error) {
 	if route.Provider == OpenAI && !route.Explicit && route.Operation == OpChatCompletions && isMistralModel(info.Model) {
 		info.Provider = Mistral
 	}
-	return &Request{route: route, body: body, info: info, strs: p.strs, paths: p.paths, dec: p.dec}, nil
+	return &Request{route: route, body: body, info: info, strs: p.strs, paths: p.paths}, nil
 }
 
 // Info returns what the body says about the request.
@@ -126,6 +128,7 @@ type parser struct {
 	paths      []pathNode
 	stack      []frame
 	dec        []byte // decoded values of escaped strings to tokenize
+	lazy       bool   // validate strings only; leave dec empty
 }
 
 // frame is one open container on the way to the current value.
@@ -173,7 +176,7 @@ func (p *parser) value(i int, n node, depth int) (int, error) {
 		return p.array(i, n, depth+1)
 	case '"':
 		ds := len(p.dec)
-		end, esc, dec, err := scanString(src, i, p.dec, n != nSkip)
+		end, esc, dec, err := scanString(src, i, p.dec, n != nSkip && !p.lazy)
 		if err != nil {
 			return 0, err
 		}
@@ -222,7 +225,7 @@ func (p *parser) object(i int, n node, depth int) (int, error) {
 		// rule finds; detection is not run on them.
 		keyData := (n == nAll || n == nGeneric) && bytes.IndexByte(src[i+1:min(i+1+minKeyData, len(src))], '"') < 0
 		ds := len(p.dec)
-		ke, kesc, dec, err := scanString(src, i, p.dec, keyData)
+		ke, kesc, dec, err := scanString(src, i, p.dec, keyData && !p.lazy)
 		if err != nil {
 			return 0, err
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/takumo/aegis/detect"
 	"github.com/takumo/aegis/token"
@@ -33,6 +34,7 @@ func (r *Request) Tokenize(tk token.Tokenizer, v *token.Vault, dst []byte) ([]by
 		return nil, nil, fmt.Errorf("llm: nil vault")
 	}
 	t := tokenizeState{tk: tk, v: v, req: r}
+	defer t.release()
 	body := r.body
 	out := slices.Grow(dst, len(body)+len(body)/16)
 	last := 0
@@ -43,7 +45,7 @@ func (r *Request) Tokenize(tk token.Tokenizer, v *token.Vault, dst []byte) ([]by
 		raw := body[s.start:s.end]
 		dec := raw
 		if s.esc {
-			dec = r.dec[s.ds:s.de]
+			dec = t.decode(raw)
 		}
 		t.key = s.key
 		if s.mode == modeFragment {
@@ -66,10 +68,41 @@ type tokenizeState struct {
 	v    *token.Vault
 	req  *Request
 	dets []Detection
-	key  bool   // the string being tokenized is a member name
-	tmp  []byte // tokenizer output for escaped strings
-	dec2 []byte // decoded inner strings of a fragment
+	key  bool    // the string being tokenized is a member name
+	dec  *[]byte // decoded value of the current escaped string (pooled)
+	dec2 []byte  // decoded inner strings of a fragment
 	reps []replacement
+}
+
+// decPool holds the buffers escaped strings are decoded into, so that a
+// request does not allocate a copy of its largest string. Buffers return
+// cleared (they held prompt text); those over maxPooledDec are dropped.
+var decPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxPooledDec = 1 << 20
+
+// decode returns the decoded value of the escaped raw string body raw, in
+// a buffer that holds it until the next call.
+func (t *tokenizeState) decode(raw []byte) []byte {
+	if t.dec == nil {
+		t.dec = decPool.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only *[]byte
+	}
+	*t.dec = appendDecoded((*t.dec)[:0], raw)
+	return *t.dec
+}
+
+// release clears the decode buffer and returns it to the pool.
+func (t *tokenizeState) release() {
+	if t.dec == nil {
+		return
+	}
+	b := *t.dec
+	clear(b[:cap(b)])
+	if cap(b) <= maxPooledDec {
+		*t.dec = b[:0]
+		decPool.Put(t.dec)
+	}
+	t.dec = nil
 }
 
 type replacement struct {
@@ -89,15 +122,16 @@ func (t *tokenizeState) prose(out, raw, dec []byte, esc bool, path int32) ([]byt
 		t.addDets(res.Detections, raw, path)
 		return res.Text, nil
 	}
-	res, err := t.tk.AppendTokenize(t.tmp[:0], t.v, dec)
+	// Only the detections are needed: their tokens go into the escaped
+	// bytes of raw.
+	dets, err := t.tk.TokenizeSpans(t.v, dec)
 	if err != nil {
 		return nil, t.wrap(err, path)
 	}
-	t.tmp = res.Text
-	t.addDets(res.Detections, dec, path)
+	t.addDets(dets, dec, path)
 	prev := 0
 	cur := rawCursor{raw: raw}
-	for _, d := range res.Detections {
+	for _, d := range dets {
 		if d.Token == "" {
 			continue
 		}
@@ -129,13 +163,12 @@ func (t *tokenizeState) fragment(out, raw, outer []byte, esc bool, path int32) (
 			dec = p.dec[s.ds:s.de]
 		}
 		icur := rawCursor{raw: ival}
-		res, err := t.tk.AppendTokenize(t.tmp[:0], t.v, dec)
+		dets, err := t.tk.TokenizeSpans(t.v, dec)
 		if err != nil {
 			return nil, t.wrap(err, path)
 		}
-		t.tmp = res.Text
-		t.addDets(res.Detections, dec, path)
-		for _, d := range res.Detections {
+		t.addDets(dets, dec, path)
+		for _, d := range dets {
 			if d.Token == "" {
 				continue
 			}

@@ -70,11 +70,45 @@ func (t Tokenizer) Tokenize(v *Vault, text []byte) (Result, error) {
 // AppendTokenize is Tokenize appending the output text to dst; Result.Text
 // is the extended slice.
 func (t Tokenizer) AppendTokenize(dst []byte, v *Vault, text []byte) (Result, error) {
+	dets, size, err := t.spans(v, text)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(dets) == 0 {
+		return Result{Text: append(dst, text...), Detections: dets}, nil
+	}
+	dst = slices.Grow(dst, size)
+	prev := 0
+	for _, d := range dets {
+		if d.Token == "" {
+			continue
+		}
+		dst = append(dst, text[prev:d.Start]...)
+		dst = append(dst, d.Token...)
+		prev = d.End
+	}
+	dst = append(dst, text[prev:]...)
+	return Result{Text: dst, Detections: dets}, nil
+}
+
+// TokenizeSpans is Tokenize without the output text: it stores each
+// secret of text in v and returns the detections, with their tokens, for a
+// caller that splices the tokens into its own form of the text (the escaped
+// bytes of a JSON string, say). The detections, the vault's contents and
+// the errors are those of Tokenize.
+func (t Tokenizer) TokenizeSpans(v *Vault, text []byte) ([]Detection, error) {
+	dets, _, err := t.spans(v, text)
+	return dets, err
+}
+
+// spans detects the secrets of text, stores those to tokenize in v, and
+// returns the detections and the length of the tokenized text.
+func (t Tokenizer) spans(v *Vault, text []byte) ([]Detection, int, error) {
 	if t.Engine == nil {
-		return Result{}, errors.New("token: tokenizer has no engine")
+		return nil, 0, errors.New("token: tokenizer has no engine")
 	}
 	if v == nil {
-		return Result{}, errors.New("token: nil vault")
+		return nil, 0, errors.New("token: nil vault")
 	}
 	toks := Find(text, Raw) // nil, after one bytes.Index, for most text
 	scan := text
@@ -90,11 +124,11 @@ func (t Tokenizer) AppendTokenize(dst []byte, v *Vault, text []byte) (Result, er
 	}
 	findings := t.Engine.Detect(scan)
 	if len(findings) == 0 {
-		return Result{Text: append(dst, text...)}, nil
+		return nil, len(text), nil
 	}
 	dets, err := detections(findings, len(text), toks)
 	if err != nil {
-		return Result{}, err
+		return nil, 0, err
 	}
 	size := len(text)
 	for i := range dets {
@@ -108,23 +142,12 @@ func (t Tokenizer) AppendTokenize(dst []byte, v *Vault, text []byte) (Result, er
 		}
 		tok, err := v.Token(cat, text[d.Start:d.End])
 		if err != nil {
-			return Result{}, fmt.Errorf("tokenize %s finding: %w", d.RuleID, err)
+			return nil, 0, fmt.Errorf("tokenize %s finding: %w", d.RuleID, err)
 		}
 		d.Token = tok
 		size += len(tok) - (d.End - d.Start)
 	}
-	dst = slices.Grow(dst, size)
-	prev := 0
-	for _, d := range dets {
-		if d.Token == "" {
-			continue
-		}
-		dst = append(dst, text[prev:d.Start]...)
-		dst = append(dst, d.Token...)
-		prev = d.End
-	}
-	dst = append(dst, text[prev:]...)
-	return Result{Text: dst, Detections: dets}, nil
+	return dets, size, nil
 }
 
 // detections turns findings in a text of n bytes into sorted,
