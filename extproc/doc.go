@@ -73,12 +73,39 @@
 //
 // # Decisions
 //
-// Authentication (auth.go): the key comes from Authorization: Bearer or
-// x-api-key (both may be sent if equal). Shape, mode and whitespace are
-// checked before the key store is asked, so the 401 message names the
-// mistake. A key store that fails for any other reason than an unknown key
-// gives 503 (fail closed). Proxying, /v1/tokenize and /v1/detect need the
-// shield:write scope (403); the policy package will take this over.
+// Authentication (auth.go): keys.FromHeaders finds the key in
+// Authorization: Bearer or x-api-key (x-goog-api-key or key= when neither
+// is sent), keys.Parse checks its shape and the server its mode before the
+// KeyStore is asked, so the 401 message (keys.ClientMessage) names the
+// mistake. A key store that fails for any other reason than a refused key
+// gives 503 (fail closed).
+//
+// Policy (decide.go): every allow or deny comes from Config.Policy
+// (policy.Engine; the embedded policy when nil), asked once per request
+// when the model and the detections are known: after the body, at the
+// headers for bodiless requests, with operation proxy, tokenize or detect.
+// The input carries the key record (never the key), the org's plan
+// (Config.OrgPlan; DefaultPlan when nil) and its live usage this month from
+// the key store, the request and the detections (rule, category, engine
+// action, line; never a value). A deny is the decision's status, code and
+// message (403 FORBIDDEN for a missing scope or a model outside the plan,
+// 403 PLAN_LIMIT_REACHED, 401), with the blocking detections (rule,
+// category, field, line) as details; a policy that cannot decide is a 503.
+// The decision's headers (x-aegis-plan, x-aegis-overage) go on the
+// response, its plan into x-takumo-plan. An allowed request's usage (one
+// request, the decision's credits; test keys counted apart) is recorded
+// in the key store when the exchange ends, unless the gateway itself
+// refused it afterwards.
+//
+// Per-detection actions: the tokenizer runs with the detection engine's
+// actions, and the policy's effective actions are checked against them. A
+// policy block denies; a policy tokenize for a detection the engine left in
+// place (monitor or block in the engine) fails closed with 503, since the
+// value would travel in clear; a policy monitor or off for a detection the
+// engine tokenized keeps the token (the safer direction). A bundle whose
+// detections section overrides engine actions therefore needs the
+// detection engine built with the same overrides; /v1/detect reports the
+// policy's actions and leaves out what it turns off.
 //
 // Sessions (DESIGN §4): X-Takumo-Session, else X-Claude-Code-Session-Id,
 // else the session hint of the body (llm.RequestInfo.Session), else a vault

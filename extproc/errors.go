@@ -10,7 +10,9 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
+	"github.com/takumo/aegis/keys"
 	"github.com/takumo/aegis/llm"
+	"github.com/takumo/aegis/policy"
 	"github.com/takumo/aegis/token"
 )
 
@@ -19,6 +21,7 @@ const (
 	CodeBadRequest         = "BAD_REQUEST"
 	CodeUnauthorized       = "UNAUTHORIZED"
 	CodeForbidden          = "FORBIDDEN"
+	CodePlanLimitReached   = "PLAN_LIMIT_REACHED"
 	CodeNotFound           = "NOT_FOUND"
 	CodePayloadTooLarge    = "PAYLOAD_TOO_LARGE"
 	CodeInternal           = "INTERNAL_ERROR"
@@ -32,8 +35,10 @@ var (
 	// ErrBodyTooLarge: a request body (as sent, or decompressed, or after
 	// tokenization) over Config.MaxBodyBytes.
 	ErrBodyTooLarge = errors.New("extproc: body over the size limit")
-	// ErrForbidden: the key lacks the scope the operation needs.
-	ErrForbidden = errors.New("extproc: forbidden")
+	// ErrPolicyMismatch: the policy wants a detection tokenized that the
+	// detection engine left in place (a bundle whose action overrides the
+	// engine was not built with). Fail closed: the value must not travel.
+	ErrPolicyMismatch = errors.New("extproc: the policy's detection actions do not match the detection engine")
 	// ErrKeyStore: the key store could not decide (fail closed).
 	ErrKeyStore = errors.New("extproc: key store unavailable")
 	// ErrNoVault: no vault could be made for the request (the organisation
@@ -51,10 +56,16 @@ func badRequest(format string, args ...any) error {
 	return &badRequestError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// BlockedError is a request in which a detection with the block action was
-// made (403). It lists where, never what.
-type BlockedError struct {
-	Detections []BlockDetail
+// DeniedError is a request the policy refused (policy.Decision with Allow
+// false): Status, Code and Message are the decision's DESIGN §6 error
+// (401 UNAUTHORIZED, 403 FORBIDDEN, 403 PLAN_LIMIT_REACHED), Details the
+// blocking detections (where, never what). The message comes from the
+// policy, which never sees a value.
+type DeniedError struct {
+	Status  int
+	Code    string
+	Message string
+	Details []BlockDetail
 }
 
 // BlockDetail is one blocking detection as the client sees it.
@@ -65,8 +76,8 @@ type BlockDetail struct {
 	Line     int    `json:"line"`
 }
 
-func (e *BlockedError) Error() string {
-	return "extproc: request blocked by policy: " + strconv.Itoa(len(e.Detections)) + " blocking detections"
+func (e *DeniedError) Error() string {
+	return "extproc: denied by policy: " + strconv.Itoa(e.Status) + " " + e.Code + ": " + e.Message
 }
 
 // UpstreamError is a provider answer the tool cannot use (502). Body is the
@@ -93,26 +104,29 @@ type errorReply struct {
 // sees (DESIGN §6). Messages never contain a key, a secret or body content.
 func classify(err error) errorReply {
 	var (
-		authErr  *AuthError
 		reqErr   *llm.RequestError
 		badReq   *badRequestError
-		blocked  *BlockedError
+		denied   *DeniedError
 		upstream *UpstreamError
 	)
 	switch {
-	case errors.As(err, &authErr):
-		return errorReply{Status: 401, Code: CodeUnauthorized, Message: authErr.Msg}
-	case errors.Is(err, ErrUnknownKey):
-		return errorReply{Status: 401, Code: CodeUnauthorized, Message: "invalid, disabled or revoked API key"}
+	case errors.Is(err, keys.ErrUnauthorized):
+		return errorReply{Status: 401, Code: CodeUnauthorized, Message: keys.ClientMessage(err)}
 	case errors.Is(err, ErrKeyStore):
 		return errorReply{Status: 503, Code: CodeServiceUnavailable, Message: "the key store is unavailable; retry later"}
-	case errors.Is(err, ErrForbidden):
-		return errorReply{Status: 403, Code: CodeForbidden, Message: "this API key lacks the " + ScopeShieldWrite + " scope"}
-	case errors.As(err, &blocked):
-		return errorReply{Status: 403, Code: CodeForbidden,
-			Message: "request blocked: it contains secrets that policy does not allow to be sent (" +
-				strconv.Itoa(len(blocked.Detections)) + " detections; see details)",
-			Details: blocked.Detections}
+	case errors.As(err, &denied):
+		st, code := denied.Status, denied.Code
+		if st < 400 || st > 499 || code == "" {
+			// A policy that denies must say a client error; anything
+			// else is still a refusal.
+			st, code = 403, CodeForbidden
+		}
+		return errorReply{Status: st, Code: code, Message: denied.Message, Details: denied.Details}
+	case errors.Is(err, policy.ErrNoDecision):
+		return errorReply{Status: 503, Code: CodeServiceUnavailable, Message: "the gateway policy could not decide this request; retry later"}
+	case errors.Is(err, ErrPolicyMismatch):
+		return errorReply{Status: 503, Code: CodeServiceUnavailable,
+			Message: "the gateway's detection engine does not apply the policy's detection actions; an operator must rebuild it (nothing was sent)"}
 	case errors.Is(err, ErrNoProviderKey):
 		return errorReply{Status: 403, Code: CodeForbidden, Message: "no provider API key is configured for this provider in the organization"}
 	case errors.Is(err, llm.ErrNoRoute):

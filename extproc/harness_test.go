@@ -66,6 +66,14 @@ func newEngine(t testing.TB, opts detect.Options) *detect.Engine {
 	return e
 }
 
+// testOrgPlan is the plan of the harness's organizations.
+func testOrgPlan(org string) string {
+	if org == "org_other" {
+		return "free"
+	}
+	return "pro"
+}
+
 // newHarness starts a Server on an in-memory gRPC connection.
 func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
@@ -90,6 +98,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		},
 		Engine:    sharedEngine(t),
 		OrgSecret: func(string) []byte { return orgSecret },
+		OrgPlan:   testOrgPlan,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -54,15 +54,15 @@ func (h headers) lookup(name string) (string, bool) {
 	return "", false
 }
 
-// count returns how many times name occurs.
-func (h headers) count(name string) int {
-	n := 0
+// values returns every value of name, in order (nil when absent).
+func (h headers) values(name string) []string {
+	var vs []string
 	for _, hv := range h.m.GetHeaders() {
 		if strings.EqualFold(hv.GetKey(), name) {
-			n++
+			vs = append(vs, value(hv))
 		}
 	}
-	return n
+	return vs
 }
 
 // setHeader is a set_headers entry that overwrites (Envoy ignores

@@ -6,29 +6,37 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/takumo/aegis/keys"
 	"github.com/takumo/aegis/llm"
 )
 
 func TestMemKeys(t *testing.T) {
 	m := NewMemKeys()
-	id := Identity{KeyID: "key_1", Org: "org_a", Plan: "free", Scopes: []string{ScopeShieldWrite}}
+	id := Identity{KeyID: "key_1", Org: "org_a", Scopes: []string{ScopeShieldWrite}}
 	if err := m.Add(testKey, id); err != nil {
 		t.Fatal(err)
 	}
 	got, err := m.Authenticate(context.Background(), testKey)
-	if err != nil || got.KeyID != "key_1" || got.Mode != ModeTest || !got.HasScope(ScopeShieldWrite) {
+	if err != nil || got.ID != "key_1" || got.Mode != ModeTest || !got.HasScope(ScopeShieldWrite) {
 		t.Fatalf("Authenticate = %+v, %v", got, err)
 	}
 	got.Scopes[0] = "changed"
 	if again, _ := m.Authenticate(context.Background(), testKey); again.Scopes[0] != ScopeShieldWrite {
 		t.Error("caller could change the stored scopes")
 	}
-	if _, err := m.Authenticate(context.Background(), testKey2); !errors.Is(err, ErrUnknownKey) {
+	if _, err := m.Authenticate(context.Background(), testKey2); !errors.Is(err, keys.ErrUnknown) {
 		t.Errorf("unknown key: %v", err)
 	}
 	if dump := fmt.Sprintf("%v %+v %#v", m, m, m); strings.Contains(dump, testKey) || strings.Contains(dump, testKey[8:]) {
 		t.Error("MemKeys formats a key")
+	}
+	if !m.Remove(testKey) {
+		t.Fatal("Remove: key not known")
+	}
+	if _, err := m.Authenticate(context.Background(), testKey); !errors.Is(err, keys.ErrRevoked) {
+		t.Errorf("removed key: %v", err)
 	}
 
 	bad := []struct {
@@ -39,9 +47,10 @@ func TestMemKeys(t *testing.T) {
 		{"short", "tk_test_abc", id},
 		{"upper hex", "tk_test_" + strings.Repeat("AB", 32), id},
 		{"wrong prefix", "sk_test_" + strings.Repeat("ab", 32), id},
-		{"mode mismatch", testKey, Identity{KeyID: "k", Org: "o", Mode: ModeLive}},
-		{"no org", testKey, Identity{KeyID: "k"}},
-		{"slash in org", testKey, Identity{KeyID: "k", Org: "a/b"}},
+		{"mode mismatch", testKey2, Identity{KeyID: "k", Org: "o", Mode: ModeLive}},
+		{"no org", testKey2, Identity{KeyID: "k"}},
+		{"slash in org", testKey2, Identity{KeyID: "k", Org: "a/b"}},
+		{"unknown scope", testKey2, Identity{KeyID: "k", Org: "o", Scopes: []string{"shield:everything"}}},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,9 +85,15 @@ type failingKeys struct{}
 
 var _ KeyStore = failingKeys{}
 
-func (failingKeys) Authenticate(context.Context, string) (Identity, error) {
-	return Identity{}, errors.New("connection refused")
+func (failingKeys) Authenticate(context.Context, string) (keys.Record, error) {
+	return keys.Record{}, errors.New("connection refused")
 }
+
+func (failingKeys) Month(string, time.Time) (keys.MonthUsage, error) {
+	return keys.MonthUsage{}, errors.New("connection refused")
+}
+
+func (failingKeys) Record(context.Context, keys.Usage) error { return errors.New("connection refused") }
 
 // TestKeyStoreDown: a key store error fails closed with 503, never 401 or a
 // pass.

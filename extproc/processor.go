@@ -23,7 +23,9 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/takumo/aegis/detect"
+	"github.com/takumo/aegis/keys"
 	"github.com/takumo/aegis/llm"
+	"github.com/takumo/aegis/policy"
 	"github.com/takumo/aegis/token"
 )
 
@@ -63,7 +65,8 @@ type processor struct {
 
 	api         apiKind
 	method      string
-	id          Identity
+	path        string // without the query string
+	key         keys.Record
 	route       llm.Route
 	info        llm.RequestInfo
 	hdrSession  string
@@ -75,6 +78,9 @@ type processor struct {
 	detections  int
 	blocked     int
 	sessionKind string
+
+	decision policy.Decision // valid once meter or a denial is set
+	meter    bool            // the policy allowed the request: record its usage
 
 	status       int  // final status the client gets
 	upstream     int  // provider status, 0 before response headers
@@ -198,6 +204,13 @@ func (p *processor) phase(name string, f func() *extprocv3.ProcessingResponse) *
 // ends the exchange.
 func (p *processor) fail(err error) *extprocv3.ProcessingResponse {
 	resp, r := errorResponse(err, p.requestID)
+	var ue *UpstreamError
+	if !errors.As(err, &ue) {
+		// Refused by us after the decision (provider key, size after
+		// tokenization, …): nothing was served, nothing is metered. A
+		// provider error was a request made.
+		p.meter = false
+	}
 	p.status = r.Status
 	p.errCode = r.Code
 	p.done = true
@@ -214,6 +227,7 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processi
 	hd := headers{h.GetHeaders()}
 	p.method = hd.Get(":method")
 	path := hd.Get(":path")
+	p.path = pathOnly(path)
 	eos := h.GetEndOfStream()
 
 	switch pathOnly(path) {
@@ -234,11 +248,11 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processi
 		}
 	}
 
-	id, err := p.s.authenticate(p.ctx, hd, queryKey(path))
+	rec, err := p.s.authenticate(p.ctx, hd, queryKey(path))
 	if err != nil {
 		return p.fail(err)
 	}
-	p.id = id
+	p.key = rec
 	if err := p.readSessionHeader(hd); err != nil {
 		return p.fail(err)
 	}
@@ -272,7 +286,11 @@ func (p *processor) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processi
 		return continueRequestHeaders(nil)
 	}
 
-	// A bodiless request (GET /v1/models): the mutations go in this reply.
+	// A bodiless request (GET /v1/models): decided now, and the mutations
+	// go in this reply.
+	if err := p.decide(opProxy, nil, nil); err != nil {
+		return p.fail(err)
+	}
 	if err := p.useVault(""); err != nil {
 		return p.fail(err)
 	}
@@ -389,15 +407,18 @@ func (p *processor) proxyBody(body []byte) (*extprocv3.ProcessingResponse, error
 		return nil, fmt.Errorf("extproc: tokenize: %w", err)
 	}
 	p.countDetections(dets)
-	if p.blocked > 0 {
-		be := &BlockedError{}
-		for _, d := range dets {
-			if d.Action == detect.Block {
-				be.Detections = append(be.Detections, BlockDetail{
-					Rule: d.RuleID, Category: string(d.Category), Field: d.Field, Line: d.Line})
-			}
-		}
-		return nil, be
+	in := make([]policy.Detection, len(dets))
+	fields := make([]string, len(dets))
+	applied := make([]detect.Action, len(dets))
+	for i, d := range dets {
+		in[i] = policy.Detection{Rule: d.RuleID, Category: string(d.Category), Action: string(d.Action), Line: d.Line}
+		fields[i], applied[i] = d.Field, d.Action
+	}
+	if err := p.decide(opProxy, in, fields); err != nil {
+		return nil, err
+	}
+	if err := checkApplied(p.decision, applied); err != nil {
+		return nil, err
 	}
 	if int64(len(out)) > p.s.cfg.MaxBodyBytes {
 		return nil, fmt.Errorf("%w: %d bytes after tokenization", ErrBodyTooLarge, len(out))
@@ -421,9 +442,6 @@ func (p *processor) proxyBody(body []byte) (*extprocv3.ProcessingResponse, error
 func (p *processor) countDetections(dets []llm.Detection) {
 	p.detections += len(dets)
 	for _, d := range dets {
-		if d.Action == detect.Block {
-			p.blocked++
-		}
 		p.s.ins.secrets.Add(p.ctx, 1, p.s.ins.attrs.get("category", string(d.Category), "action", string(d.Action)))
 	}
 	if p.vault != nil {
@@ -438,7 +456,7 @@ func (p *processor) useVault(bodySession string) error {
 	if sess == "" {
 		sess = bodySession
 	}
-	org := p.id.Org
+	org := p.key.Org
 	if sess != "" {
 		v, err := p.s.cfg.Sessions.Get(org + "/" + sess)
 		if err != nil {
@@ -460,7 +478,7 @@ func (p *processor) useVault(bodySession string) error {
 // of the wire contract (doc.go). bodyLen < 0: no body.
 func (p *processor) upstreamMutation(bodyLen int) (*extprocv3.HeaderMutation, *structpb.Struct, error) {
 	provider := p.info.Provider
-	pk, err := p.s.cfg.ProviderKeys.ProviderKey(p.ctx, p.id.Org, provider)
+	pk, err := p.s.cfg.ProviderKeys.ProviderKey(p.ctx, p.key.Org, provider)
 	if err != nil {
 		if errors.Is(err, ErrNoProviderKey) {
 			return nil, nil, err
@@ -469,9 +487,9 @@ func (p *processor) upstreamMutation(bodyLen int) (*extprocv3.HeaderMutation, *s
 	}
 	set := []*corev3.HeaderValueOption{
 		setHeader(headerProvider, string(provider)),
-		setHeader(headerOrg, p.id.Org),
-		setHeader(headerKeyID, p.id.KeyID),
-		setHeader(headerPlan, p.id.Plan),
+		setHeader(headerOrg, p.key.Org),
+		setHeader(headerKeyID, p.key.ID),
+		setHeader(headerPlan, p.decision.Plan),
 		setHeader(headerRequestID, p.requestID),
 		setHeader(":path", p.route.Path),
 		setHeader("accept-encoding", "identity"),
@@ -495,7 +513,7 @@ func (p *processor) upstreamMutation(bodyLen int) (*extprocv3.HeaderMutation, *s
 		remove = append(remove, "x-api-key", "x-goog-api-key")
 	}
 	md, err := structpb.NewStruct(map[string]any{metadataNamespace: map[string]any{
-		"org": p.id.Org, "key_id": p.id.KeyID, "plan": p.id.Plan,
+		"org": p.key.Org, "key_id": p.key.ID, "plan": p.decision.Plan,
 		"provider": string(provider), "model": p.info.Model, "request_id": p.requestID,
 	}})
 	if err != nil {
@@ -543,15 +561,31 @@ func (p *processor) serveAPI(body []byte) *extprocv3.ProcessingResponse {
 	var err error
 	if p.api == apiDetect {
 		found := p.s.cfg.Engine.Detect(content)
-		resp := detectResponse{Detections: make([]apiDetection, 0, len(found))}
-		for _, f := range found {
-			line, col := detect.LineCol(content, f.Start)
-			resp.Detections = append(resp.Detections, apiDetection{Type: f.RuleID, Category: string(f.Category),
-				Action: string(f.Action), Line: line, Column: col, Length: f.Len()})
+		in := make([]policy.Detection, len(found))
+		fields := make([]string, len(found))
+		for i, f := range found {
+			line, _ := detect.LineCol(content, f.Start)
+			in[i] = policy.Detection{Rule: f.RuleID, Category: string(f.Category), Action: string(f.Action), Line: line}
+			fields[i] = "content"
 			p.s.ins.secrets.Add(p.ctx, 1, metric.WithAttributes(
 				attribute.String("category", string(f.Category)), attribute.String("action", string(f.Action))))
 		}
 		p.detections = len(found)
+		if err := p.decide(opDetect, in, fields); err != nil {
+			return p.fail(err)
+		}
+		// The actions reported are the policy's; what it turns off is
+		// not reported.
+		resp := detectResponse{Detections: make([]apiDetection, 0, len(found))}
+		for i, f := range found {
+			a := p.decision.Detections[i].Action
+			if a == string(detect.Off) {
+				continue
+			}
+			line, col := detect.LineCol(content, f.Start)
+			resp.Detections = append(resp.Detections, apiDetection{Type: f.RuleID, Category: string(f.Category),
+				Action: a, Line: line, Column: col, Length: f.Len()})
+		}
 		out, err = json.Marshal(resp)
 	} else {
 		if err := p.useVault(""); err != nil {
@@ -561,22 +595,28 @@ func (p *processor) serveAPI(body []byte) *extprocv3.ProcessingResponse {
 		if terr != nil {
 			return p.fail(fmt.Errorf("extproc: tokenize: %w", terr))
 		}
-		resp := tokenizeResponse{Content: string(res.Text), Detections: make([]apiDetection, 0, len(res.Detections))}
-		be := &BlockedError{}
-		for _, d := range res.Detections {
-			line, col := detect.LineCol(content, d.Start)
-			if d.Action == detect.Block {
-				be.Detections = append(be.Detections, BlockDetail{Rule: d.RuleID, Category: string(d.Category), Field: "content", Line: line})
-			}
-			resp.Detections = append(resp.Detections, apiDetection{Type: d.RuleID, Category: string(d.Category),
-				Line: line, Column: col, Length: d.End - d.Start, Token: d.Token})
+		in := make([]policy.Detection, len(res.Detections))
+		fields := make([]string, len(res.Detections))
+		applied := make([]detect.Action, len(res.Detections))
+		for i, d := range res.Detections {
+			line, _ := detect.LineCol(content, d.Start)
+			in[i] = policy.Detection{Rule: d.RuleID, Category: string(d.Category), Action: string(d.Action), Line: line}
+			fields[i], applied[i] = "content", d.Action
 			p.s.ins.secrets.Add(p.ctx, 1, metric.WithAttributes(
 				attribute.String("category", string(d.Category)), attribute.String("action", string(d.Action))))
 		}
 		p.detections = len(res.Detections)
-		p.blocked = len(be.Detections)
-		if p.blocked > 0 {
-			return p.fail(be)
+		if err := p.decide(opTokenize, in, fields); err != nil {
+			return p.fail(err)
+		}
+		if err := checkApplied(p.decision, applied); err != nil {
+			return p.fail(err)
+		}
+		resp := tokenizeResponse{Content: string(res.Text), Detections: make([]apiDetection, 0, len(res.Detections))}
+		for _, d := range res.Detections {
+			line, col := detect.LineCol(content, d.Start)
+			resp.Detections = append(resp.Detections, apiDetection{Type: d.RuleID, Category: string(d.Category),
+				Line: line, Column: col, Length: d.End - d.Start, Token: d.Token})
 		}
 		out, err = json.Marshal(resp)
 	}
@@ -585,7 +625,7 @@ func (p *processor) serveAPI(body []byte) *extprocv3.ProcessingResponse {
 	}
 	p.status = 200
 	p.done = true
-	return immediate(200, out, p.requestID, "aegis_api")
+	return immediate(200, out, p.requestID, "aegis_api", p.decisionHeaders()...)
 }
 
 // ---- response headers
@@ -642,7 +682,7 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		return responseHeadersReply(nil, nil)
 	}
 
-	set := []*corev3.HeaderValueOption{setHeader(headerRequestID, p.requestID)}
+	set := append([]*corev3.HeaderValueOption{setHeader(headerRequestID, p.requestID)}, p.decisionHeaders()...)
 	if st == 429 && hd.Get("retry-after") == "" {
 		// A rate-limit reply from Envoy before the v1.40 API carries
 		// x-ratelimit-reset but no Retry-After (extproc-anchors §4.2).
@@ -813,8 +853,8 @@ func (p *processor) finish() {
 		slog.String("model", p.info.Model),
 		slog.String("status", st),
 		slog.Int("upstream_status", p.upstream),
-		slog.String("org", p.id.Org),
-		slog.String("key_id", p.id.KeyID),
+		slog.String("org", p.key.Org),
+		slog.String("key_id", p.key.ID),
 		slog.Int("detections", p.detections),
 		slog.Int("blocked", p.blocked),
 		slog.String("vault", p.sessionKind),
@@ -830,6 +870,9 @@ func (p *processor) finish() {
 		attrs = append(attrs, slog.Int("rehydrated", stats.Replaced), slog.Int("unknown_tokens", stats.Unknown))
 	}
 	p.s.log.LogAttrs(p.ctx, slog.LevelInfo, "request", attrs...)
+	if p.meter {
+		p.recordUsage()
+	}
 	p.span.SetAttributes(attribute.String("aegis.status", st), attribute.Int("aegis.detections", p.detections))
 	if p.status >= 500 {
 		p.span.SetStatus(codes.Error, st)

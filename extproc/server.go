@@ -19,11 +19,17 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/takumo/aegis/detect"
+	"github.com/takumo/aegis/policy"
 	"github.com/takumo/aegis/token"
 )
 
 // DefaultMaxBodyBytes is the default request body limit (32 MiB).
 const DefaultMaxBodyBytes = 32 << 20
+
+// DefaultPlan is the plan of an organization when Config.OrgPlan is nil: a
+// gateway without a plan source (standalone, not yet connected to a
+// coordinator) puts no plan limits on its own organization.
+const DefaultPlan = "enterprise"
 
 // maxSessionIDLen bounds a session id taken from a header.
 const maxSessionIDLen = 256
@@ -31,8 +37,20 @@ const maxSessionIDLen = 256
 // Config configures a Server. KeyStore, ProviderKeys, Engine and OrgSecret
 // are required.
 type Config struct {
-	// KeyStore authenticates Takumo keys (MemKeys in standalone mode).
+	// KeyStore authenticates Takumo keys and meters usage (a
+	// keys.MemStore, or MemKeys in standalone mode).
 	KeyStore KeyStore
+	// Policy decides every request (scope, plan, limits, detection
+	// actions). nil: an engine with the embedded policy, logging decisions
+	// to Logger.
+	Policy *policy.Engine
+	// OrgPlan returns the plan the gateway knows for an organization (the
+	// policy data's orgs.<id>.plan wins over it). nil: DefaultPlan for
+	// every organization.
+	OrgPlan func(org string) string
+	// OnClose runs in Close, after the server's own cleanup (the CLI stops
+	// the policy bundle loader there).
+	OnClose func()
 	// ProviderKeys hands out the provider key of an organisation.
 	ProviderKeys ProviderKeys
 	// Engine detects secrets.
@@ -89,6 +107,7 @@ type Server struct {
 
 	// immutable after NewServer
 	cfg       Config
+	policy    *policy.Engine
 	tokenizer token.Tokenizer
 	log       *slog.Logger
 	ins       *instruments
@@ -145,16 +164,33 @@ func NewServer(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.OrgPlan == nil {
+		cfg.OrgPlan = func(string) string { return DefaultPlan }
+	}
+	pol := cfg.Policy
+	if pol == nil {
+		var err error
+		pol, err = policy.New(context.Background(), policy.Options{Logger: log, MeterProvider: cfg.MeterProvider})
+		if err != nil {
+			return nil, fmt.Errorf("extproc: policy: %w", err)
+		}
+	}
 	ins, err := newInstruments(cfg.MeterProvider, cfg.TracerProvider, cfg.Sessions.Len)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, tokenizer: token.Tokenizer{Engine: cfg.Engine}, log: log, ins: ins, bodies: newBufferPool()}, nil
+	return &Server{cfg: cfg, policy: pol, tokenizer: token.Tokenizer{Engine: cfg.Engine}, log: log, ins: ins, bodies: newBufferPool()}, nil
 }
 
-// Close releases the server's metric callbacks. Streams in flight are not
-// affected; stop the gRPC server first.
-func (s *Server) Close() error { return s.ins.close() }
+// Close releases the server's metric callbacks and runs Config.OnClose.
+// Streams in flight are not affected; stop the gRPC server first.
+func (s *Server) Close() error {
+	err := s.ins.close()
+	if s.cfg.OnClose != nil {
+		s.cfg.OnClose()
+	}
+	return err
+}
 
 // Register registers the service on g.
 func (s *Server) Register(g *grpc.Server) {
