@@ -76,6 +76,12 @@ type serverConfig struct {
 	ListenAddr  string
 	ExtProcAddr string // gateway: "" means in-process
 	Policy      string
+	// PolicyBundle replaces the embedded OPA policy: a bundle directory,
+	// a .tar.gz file or an http(s) URL; PolicyBundleKey is the file of the
+	// key that verifies its signature. Plan is the standalone org's plan.
+	PolicyBundle    string
+	PolicyBundleKey string
+	Plan            string
 
 	AnthropicURL, OpenAIURL, MistralURL, GeminiURL string
 
@@ -246,6 +252,15 @@ func serverSettings() []setting {
 		{key: "policy", cmds: forBoth,
 			usage: "policy `FILE` with custom rules and action overrides",
 			set:   setString(func(c *serverConfig) *string { return &c.Policy })},
+		{key: "policy_bundle", cmds: forBoth,
+			usage: "OPA bundle replacing the embedded policy: a directory, a .tar.gz `FILE` or an http(s) URL, polled for changes",
+			set:   setString(func(c *serverConfig) *string { return &c.PolicyBundle })},
+		{key: "policy_bundle_key", cmds: forBoth,
+			usage: "`FILE` holding the key that verifies the bundle's signature (PEM public key, or an HS256 secret)",
+			set:   setString(func(c *serverConfig) *string { return &c.PolicyBundleKey })},
+		{key: "plan", cmds: forBoth,
+			usage: "`PLAN` of the standalone organisation (free, developer, pro, enterprise; default enterprise)",
+			set:   setString(func(c *serverConfig) *string { return &c.Plan })},
 		{key: "anthropic_url", cmds: forGateway, usage: "Anthropic API base `URL`",
 			set: setURL(func(c *serverConfig) *string { return &c.AnthropicURL })},
 		{key: "openai_url", cmds: forGateway, usage: "OpenAI API base `URL`",

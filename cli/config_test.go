@@ -198,10 +198,15 @@ func TestServerCommandsRefuseBadSetup(t *testing.T) {
 		{"extproc without keys", []string{"extproc", "--listen", "127.0.0.1:0"}, "no Takumo API key", ExitError},
 		{"bad flag value", []string{"gateway", "--max-body-bytes", "huge"}, "--max-body-bytes: max_body_bytes", ExitError},
 		{"missing config file", []string{"gateway", "--config", "/nonexistent/gw.yaml"}, "check the path", ExitError},
+		{"policy bundle that cannot load", []string{"extproc", "--listen", "127.0.0.1:0", "--policy-bundle", "/nonexistent/bundle.tar.gz"}, "policy_bundle /nonexistent/bundle.tar.gz: first load failed", ExitError},
+		{"bundle key without a bundle", []string{"extproc", "--listen", "127.0.0.1:0", "--policy-bundle-key", "/etc/hostname"}, "policy_bundle_key is set but policy_bundle is not", ExitError},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("TAKUMO_API_KEYS", "")
+			if strings.Contains(c.name, "bundle") {
+				t.Setenv("TAKUMO_API_KEYS", cfgTestKey)
+			}
 			r := run(t, "", c.args...)
 			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, c.code, c.want)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/takumo/aegis/extproc"
 	"github.com/takumo/aegis/llm"
+	"github.com/takumo/aegis/policy"
 	"github.com/takumo/aegis/token"
 )
 
@@ -27,8 +28,7 @@ import (
 // coordinator-less ext_proc server: every configured key belongs to it and
 // it uses the TAKUMO_*_API_KEY provider keys.
 const (
-	standaloneOrg  = "standalone"
-	standalonePlan = "standalone"
+	standaloneOrg = "standalone"
 )
 
 func (a *app) extprocCommand() *cobra.Command {
@@ -143,7 +143,6 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 		id := extproc.Identity{
 			KeyID:  fmt.Sprintf("key_%d", i+1),
 			Org:    standaloneOrg,
-			Plan:   standalonePlan,
 			Mode:   mode,
 			Scopes: []string{extproc.ScopeShieldWrite},
 		}
@@ -185,7 +184,18 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 	if len(pk) == 0 {
 		logger.Warn("no provider API key configured: requests will fail until one of TAKUMO_ANTHROPIC_API_KEY, TAKUMO_OPENAI_API_KEY, TAKUMO_MISTRAL_API_KEY or TAKUMO_GEMINI_API_KEY is set")
 	}
+	pol, stop, err := newPolicyEngine(cfg, logger, mp)
+	if err != nil {
+		return nil, err
+	}
+	plan := cfg.Plan
+	if plan == "" {
+		plan = extproc.DefaultPlan
+	}
 	srv, err := extproc.NewServer(extproc.Config{
+		Policy:        pol,
+		OrgPlan:       func(string) string { return plan },
+		OnClose:       stop,
 		KeyStore:      keys,
 		ProviderKeys:  pk,
 		Engine:        engine.Engine,
@@ -197,9 +207,46 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 		MeterProvider: mp,
 	})
 	if err != nil {
+		stop()
 		return nil, fmt.Errorf("extproc: %w", err)
 	}
 	return srv, nil
+}
+
+// newPolicyEngine builds the OPA policy engine: the embedded policy, or the
+// bundle of --policy-bundle. A bundle that cannot be loaded at start is an
+// error (an operator who asked for a policy must not silently get the
+// embedded one); once running, a broken update keeps the last good policy
+// (policy package). The returned stop ends the bundle polling.
+func newPolicyEngine(cfg *serverConfig, logger *slog.Logger, mp metric.MeterProvider) (*policy.Engine, func(), error) {
+	ctx := context.Background()
+	eng, err := policy.New(ctx, policy.Options{Logger: logger, MeterProvider: mp})
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy: %w", err)
+	}
+	if cfg.PolicyBundle == "" {
+		if cfg.PolicyBundleKey != "" {
+			return nil, nil, errors.New("policy_bundle_key is set but policy_bundle is not: give the bundle too")
+		}
+		return eng, func() {}, nil
+	}
+	opts := policy.BundleOptions{Source: cfg.PolicyBundle}
+	if cfg.PolicyBundleKey != "" {
+		k, err := os.ReadFile(cfg.PolicyBundleKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("policy_bundle_key: %w (check the path)", err)
+		}
+		opts.VerificationKey = string(k)
+	}
+	l, err := eng.NewBundleLoader(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy_bundle: %w", err)
+	}
+	if err := l.Poll(ctx); err != nil {
+		return nil, nil, fmt.Errorf("policy_bundle %s: first load failed: %w", cfg.PolicyBundle, err)
+	}
+	l.Start(ctx)
+	return eng, func() { l.Stop(ctx) }, nil
 }
 
 // listen opens a TCP host:port, or a unix socket for "unix:/path". A socket
