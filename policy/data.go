@@ -84,8 +84,10 @@ type rawOrg struct {
 // checkedData is what validation learns from the data that the engine
 // needs outside Rego.
 type checkedData struct {
-	plans  []string
-	custom []CustomRule
+	plans       []string
+	custom      []CustomRule
+	ruleAct     map[string]string // data.detections.rules
+	categoryAct map[string]string // data.detections.categories
 }
 
 // ErrData is wrapped by every error in the policy data.
@@ -209,6 +211,7 @@ func validateData(data map[string]any) (checkedData, error) {
 				bad("detections.categories.%s: unknown action %q (tokenize, block, monitor, off)", c, d.Categories[c])
 			}
 		}
+		out.ruleAct, out.categoryAct = d.Rules, d.Categories
 	}
 
 	if v, ok := data["custom_rules"]; ok {

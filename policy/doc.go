@@ -38,9 +38,12 @@
 // lists the org: data.orgs.<id>.plan wins). Stop ends the loader's polling
 // (HTTP polling does not follow ctx).
 //
-// Custom detection rules from the policy data come out of
-// [Engine.CustomRules]; rebuild the detection engine when [Engine.Revision]
-// changes. The coordinator's org → plan map goes in with [Engine.SetOrgs].
+// What the policy asks of the detection engine (data.detections action
+// overrides per rule and category, data.custom_rules) comes out of
+// [Engine.Detections] as one snapshot; rebuild the detection engine from
+// it when [Engine.Generation] changes (every load and every SetData: a
+// SetData of "detections" keeps the Revision). An engine built that way
+// reports for each detection the action the embedded policy decides. The coordinator's org → plan map goes in with [Engine.SetOrgs].
 //
 // # Input and decision
 //

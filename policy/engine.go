@@ -68,6 +68,10 @@ type Engine struct {
 
 	mu      sync.Mutex     // serializes loads and data updates
 	overlay map[string]any // guarded by mu: sections set by SetData, laid over every policy's data
+
+	// gen counts loads and data updates (see Generation); written under mu
+	// once the change is visible to decisions.
+	gen atomic.Uint64
 }
 
 // generation is one loaded policy: a prepared query over its own store.
@@ -81,6 +85,9 @@ type generation struct {
 	custom   []CustomRule
 	plans    []string
 	data     map[string]any // guarded by Engine.mu
+	// ruleAct and categoryAct are data.detections; replaced by SetData,
+	// so guarded by Engine.mu.
+	ruleAct, categoryAct map[string]string
 	// memo holds recent decisions (see memo.go); nil for a policy that
 	// must not be memoized. SetData replaces it after writing the store.
 	memo atomic.Pointer[memo]
@@ -148,6 +155,7 @@ func (e *Engine) Load(ctx context.Context, p Policy) error {
 		return err
 	}
 	old := e.cur.Swap(g)
+	e.gen.Add(1)
 	e.ins.loads.Add(ctx, 1, e.ins.loadSuccess)
 	if old != nil {
 		e.log.InfoContext(ctx, "policy loaded", "source", p.Source, "revision", p.Revision, "previous", old.revision)
@@ -204,7 +212,8 @@ func (e *Engine) build(ctx context.Context, p Policy) (*generation, error) {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	g := &generation{query: pq, store: store, revision: p.Revision, source: p.Source,
-		custom: checked.custom, plans: checked.plans, data: data}
+		custom: checked.custom, plans: checked.plans, data: data,
+		ruleAct: checked.ruleAct, categoryAct: checked.categoryAct}
 	g.memo.Store(newMemo(compiler.Modules))
 	// A policy that cannot decide a plain request is not swapped in.
 	canary := canaryInput(checked.plans)
@@ -334,7 +343,10 @@ func (e *Engine) Revision() string { return e.cur.Load().revision }
 // data, for the caller to compile into the detection engine. Poll it (or
 // compare Revision) after a bundle loads.
 func (e *Engine) CustomRules() []CustomRule {
-	rules := e.cur.Load().custom
+	return cloneRules(e.cur.Load().custom)
+}
+
+func cloneRules(rules []CustomRule) []CustomRule {
 	out := make([]CustomRule, len(rules))
 	for i, r := range rules {
 		r.Keywords = slices.Clone(r.Keywords)
@@ -342,6 +354,48 @@ func (e *Engine) CustomRules() []CustomRule {
 	}
 	return out
 }
+
+// Detections is what the running policy asks of the detection engine:
+// the action overrides of data.detections and the custom rules of
+// data.custom_rules. A detection engine built with these overrides and
+// rules reports the actions the policy would decide for its detections
+// (the embedded policy: a rule id wins over its category, which wins over
+// the engine's own action).
+type Detections struct {
+	// Revision is the running policy's revision (as Engine.Revision).
+	Revision string
+	// Generation is Engine.Generation when this snapshot was taken.
+	Generation uint64
+	// RuleActions maps a rule id to its action (tokenize, block, monitor,
+	// off); CategoryActions maps a category (KEY, SECRET, …) to its
+	// action. Both are validated and may be empty.
+	RuleActions     map[string]string
+	CategoryActions map[string]string
+	// Custom are the custom rules (as CustomRules).
+	Custom []CustomRule
+}
+
+// Detections returns a consistent snapshot of the running policy's
+// detection overrides and custom rules with its revision and generation.
+// The maps and slices are the caller's own.
+func (e *Engine) Detections() Detections {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	g := e.cur.Load()
+	return Detections{
+		Revision:        g.revision,
+		Generation:      e.gen.Load(),
+		RuleActions:     maps.Clone(g.ruleAct),
+		CategoryActions: maps.Clone(g.categoryAct),
+		Custom:          cloneRules(g.custom),
+	}
+}
+
+// Generation returns a number that changes whenever the running policy or
+// its data changes (every successful Load, bundle activation and SetData;
+// Revision stays the same across SetData). It is one atomic load: cheap
+// enough to compare on every request and call Detections when it moved.
+func (e *Engine) Generation() uint64 { return e.gen.Load() }
 
 // settableSections are the data sections SetData may replace. Custom rules
 // are not among them: they change the detection engine, so they come with
@@ -381,6 +435,8 @@ func (e *Engine) SetData(ctx context.Context, section string, value any) error {
 	g.memo.Store(g.memo.Load().fresh())
 	g.data = next
 	g.plans = checked.plans
+	g.ruleAct, g.categoryAct = checked.ruleAct, checked.categoryAct
+	e.gen.Add(1)
 	if e.overlay == nil {
 		e.overlay = map[string]any{}
 	}

@@ -326,3 +326,56 @@ func TestCustomRules(t *testing.T) {
 		t.Fatalf("custom rule action not applied: %+v", d)
 	}
 }
+
+func TestDetections(t *testing.T) {
+	ctx := context.Background()
+	e := newTestEngine(t)
+	d0 := e.Detections()
+	if d0.Revision != "embedded" || d0.Generation != e.Generation() || len(d0.Custom) != 0 {
+		t.Fatalf("embedded Detections = %+v (generation %d)", d0, e.Generation())
+	}
+	if err := e.SetData(ctx, "detections", map[string]any{
+		"rules": map[string]any{"generic-password": "block"}, "categories": map[string]any{"HOST": "monitor"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	d1 := e.Detections()
+	if d1.Generation == d0.Generation || d1.Generation != e.Generation() {
+		t.Errorf("SetData did not move the generation: %d → %d", d0.Generation, d1.Generation)
+	}
+	if d1.Revision != d0.Revision {
+		t.Errorf("SetData changed the revision: %q → %q", d0.Revision, d1.Revision)
+	}
+	if d1.RuleActions["generic-password"] != "block" || d1.CategoryActions["HOST"] != "monitor" {
+		t.Errorf("Detections after SetData = %+v", d1)
+	}
+	d1.RuleActions["generic-password"] = "off"
+	if e.Detections().RuleActions["generic-password"] != "block" {
+		t.Error("a caller changed the engine's overrides")
+	}
+
+	// A rejected update changes nothing, the generation included.
+	if err := e.SetData(ctx, "detections", map[string]any{"rules": map[string]any{"x": "explode"}}); err == nil {
+		t.Fatal("SetData with an unknown action accepted")
+	}
+	if g := e.Generation(); g != d1.Generation {
+		t.Errorf("a rejected SetData moved the generation: %d → %d", d1.Generation, g)
+	}
+
+	mods, data, err := embeddedPolicy(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data["custom_rules"] = []any{map[string]any{"id": "acme-internal-token", "regex": "acme_[0-9a-f]{32}", "category": "TOKEN"}}
+	if err := e.Load(ctx, Policy{Modules: mods, Data: data, Source: "test", Revision: "r2"}); err != nil {
+		t.Fatal(err)
+	}
+	d2 := e.Detections()
+	if d2.Revision != "r2" || d2.Generation == d1.Generation || len(d2.Custom) != 1 || d2.Custom[0].ID != "acme-internal-token" {
+		t.Fatalf("Detections after a load = %+v", d2)
+	}
+	// The SetData section is laid over the loaded policy's data.
+	if d2.RuleActions["generic-password"] != "block" {
+		t.Errorf("overlaid detections lost on load: %+v", d2.RuleActions)
+	}
+}
