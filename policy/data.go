@@ -340,3 +340,14 @@ func parseYAMLData(raw []byte) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+// Embedded returns the embedded policy (its Rego modules, tests left out,
+// and a fresh copy of its data document) for a caller that loads it with
+// changes: a custom_rules section, say, which SetData cannot set.
+func Embedded() (Policy, error) {
+	mods, data, err := embeddedPolicy(false)
+	if err != nil {
+		return Policy{}, err
+	}
+	return Policy{Modules: mods, Data: data, Source: "embedded", Revision: "embedded"}, nil
+}
