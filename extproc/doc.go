@@ -97,15 +97,29 @@
 // in the key store when the exchange ends, unless the gateway itself
 // refused it afterwards.
 //
-// Per-detection actions: the tokenizer runs with the detection engine's
-// actions, and the policy's effective actions are checked against them. A
-// policy block denies; a policy tokenize for a detection the engine left in
-// place (monitor or block in the engine) fails closed with 503, since the
-// value would travel in clear; a policy monitor or off for a detection the
-// engine tokenized keeps the token (the safer direction). A bundle whose
-// detections section overrides engine actions therefore needs the
-// detection engine built with the same overrides; /v1/detect reports the
-// policy's actions and leaves out what it turns off.
+// Per-detection actions (detector.go): with Config.EngineOptions the
+// detection engine follows the running policy. It is built from those
+// options plus the policy's data.detections overrides (per rule id and per
+// category) and data.custom_rules (compiled with detect.ParsePolicy, the
+// checks of a --policy file), in the policy's order of precedence: the
+// policy's rule entry, else the custom rule's own action, else the
+// policy's category entry, else the engine's action. Each request compares
+// policy.Engine.Generation with the engine's (one atomic load); when the
+// policy changed (a load, a bundle, a SetData) the engine is rebuilt under
+// a mutex, one rebuild at a time, and swapped atomically. A rebuild that
+// fails keeps the last good engine, logs an error and counts
+// aegis_detect_engine_rebuilds_total{result="failure"}; it is retried only
+// when the policy changes again. A policy that says block, monitor, off or
+// tokenize for a rule therefore gets exactly that from the tokenizer, and
+// /v1/detect reports those actions (off rules are not run).
+//
+// The policy's effective actions are still checked against what the
+// tokenizer did, as a safety net (reached only when a rebuild failed, or
+// without EngineOptions, when Config.Engine is used as it is): a policy
+// block denies; a policy tokenize for a detection the engine left in place
+// fails closed with 503, since the value would travel in clear; a policy
+// monitor or off for a detection the engine tokenized keeps the token (the
+// safer direction).
 //
 // Sessions (DESIGN §4): X-Takumo-Session, else X-Claude-Code-Session-Id,
 // else the session hint of the body (llm.RequestInfo.Session), else a vault

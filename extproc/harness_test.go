@@ -96,9 +96,10 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		ProviderKeys: StaticProviderKeys{
 			llm.Anthropic: anthropicPK, llm.OpenAI: openAIPK, llm.Mistral: mistralPK, llm.Gemini: geminiPK,
 		},
-		Engine:    sharedEngine(t),
-		OrgSecret: func(string) []byte { return orgSecret },
-		OrgPlan:   testOrgPlan,
+		Engine:        sharedEngine(t),
+		EngineOptions: &detect.Options{},
+		OrgSecret:     func(string) []byte { return orgSecret },
+		OrgPlan:       testOrgPlan,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -197,7 +197,9 @@ func TestPolicyMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng := newEngine(t, detect.Options{CategoryActions: map[detect.Category]detect.Action{detect.KEY: detect.Monitor}})
-	h := newHarness(t, func(c *Config) { c.Policy = pol; c.Engine = eng })
+	// Without EngineOptions the server cannot rebuild the engine: the
+	// safety net is all that stands between the policy and the value.
+	h := newHarness(t, func(c *Config) { c.Policy = pol; c.Engine = eng; c.EngineOptions = nil })
 	ex := h.open(t)
 	body := anthropicBody("claude-haiku-4-5", "aws key "+awsKeyID)
 	ex.roundTrip(postHeaders("/v1/messages", body, "x-api-key", testKey))

@@ -397,7 +397,7 @@ func (p *processor) proxyBody(body []byte) (*extprocv3.ProcessingResponse, error
 		return nil, err
 	}
 	buf := p.s.bodies.Get(len(body) + len(body)/8 + 64)
-	out, dets, err := req.Tokenize(p.s.tokenizer, p.vault, (*buf)[:0])
+	out, dets, err := req.Tokenize(token.Tokenizer{Engine: p.s.det.engine(p.ctx)}, p.vault, (*buf)[:0])
 	if cap(out) == cap(*buf) && len(out) > 0 && &out[0] == &(*buf)[:1][0] {
 		p.body = buf // the reply's body lives in buf until Process has sent it
 	} else {
@@ -560,7 +560,7 @@ func (p *processor) serveAPI(body []byte) *extprocv3.ProcessingResponse {
 	var out []byte
 	var err error
 	if p.api == apiDetect {
-		found := p.s.cfg.Engine.Detect(content)
+		found := p.s.det.engine(p.ctx).Detect(content)
 		in := make([]policy.Detection, len(found))
 		fields := make([]string, len(found))
 		for i, f := range found {
@@ -591,7 +591,7 @@ func (p *processor) serveAPI(body []byte) *extprocv3.ProcessingResponse {
 		if err := p.useVault(""); err != nil {
 			return p.fail(err)
 		}
-		res, terr := p.s.tokenizer.Tokenize(p.vault, content)
+		res, terr := token.Tokenizer{Engine: p.s.det.engine(p.ctx)}.Tokenize(p.vault, content)
 		if terr != nil {
 			return p.fail(fmt.Errorf("extproc: tokenize: %w", terr))
 		}

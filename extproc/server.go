@@ -34,8 +34,8 @@ const DefaultPlan = "enterprise"
 // maxSessionIDLen bounds a session id taken from a header.
 const maxSessionIDLen = 256
 
-// Config configures a Server. KeyStore, ProviderKeys, Engine and OrgSecret
-// are required.
+// Config configures a Server. KeyStore, ProviderKeys, OrgSecret and Engine
+// or EngineOptions are required.
 type Config struct {
 	// KeyStore authenticates Takumo keys and meters usage (a
 	// keys.MemStore, or MemKeys in standalone mode).
@@ -53,7 +53,18 @@ type Config struct {
 	OnClose func()
 	// ProviderKeys hands out the provider key of an organisation.
 	ProviderKeys ProviderKeys
-	// Engine detects secrets.
+	// EngineOptions are the detection engine's own options (catalog,
+	// custom rules and actions of a --policy file, allow list). When set,
+	// the server builds the detection engine from them plus the running
+	// policy's detection overrides and custom rules
+	// (policy.Engine.Detections), and rebuilds it when the policy changes,
+	// so that every detection gets the action the policy decides.
+	EngineOptions *detect.Options
+	// Engine detects secrets. With EngineOptions it must have been built
+	// from them and serves while the policy overrides nothing (it saves a
+	// build); without, it is used whatever the policy says, and a policy
+	// that wants tokenized what the engine leaves in place fails closed
+	// (503).
 	Engine *detect.Engine
 	// Sessions holds the per-session vaults, keyed "org/session". Its
 	// NewKey must derive the key from the org and session the id names (as
@@ -106,12 +117,12 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
 	// immutable after NewServer
-	cfg       Config
-	policy    *policy.Engine
-	tokenizer token.Tokenizer
-	log       *slog.Logger
-	ins       *instruments
-	bodies    *bufferPool // tokenized request bodies, reused once sent
+	cfg    Config
+	policy *policy.Engine
+	det    *detector // the detection engine following the policy
+	log    *slog.Logger
+	ins    *instruments
+	bodies *bufferPool // tokenized request bodies, reused once sent
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -125,8 +136,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.ProviderKeys == nil {
 		errs = append(errs, errors.New("a ProviderKeys is required"))
 	}
-	if cfg.Engine == nil {
-		errs = append(errs, errors.New("an Engine is required"))
+	if cfg.Engine == nil && cfg.EngineOptions == nil {
+		errs = append(errs, errors.New("an Engine or EngineOptions is required"))
 	}
 	if cfg.OrgSecret == nil {
 		errs = append(errs, errors.New("an OrgSecret func is required"))
@@ -179,7 +190,11 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, policy: pol, tokenizer: token.Tokenizer{Engine: cfg.Engine}, log: log, ins: ins, bodies: newBufferPool()}, nil
+	det, err := newDetector(pol, cfg.EngineOptions, cfg.Engine, log, cfg.MeterProvider)
+	if err != nil {
+		return nil, errors.Join(err, ins.close())
+	}
+	return &Server{cfg: cfg, policy: pol, det: det, log: log, ins: ins, bodies: newBufferPool()}, nil
 }
 
 // Close releases the server's metric callbacks and runs Config.OnClose.
