@@ -19,6 +19,7 @@ type engineSources struct {
 type builtEngine struct {
 	*detect.Engine
 	rules map[string]detect.Rule // by id: catalog and custom rules
+	opts  detect.Options         // what Engine was built from (extproc rebuilds it under the OPA policy)
 }
 
 // newEngine builds the detection engine: the catalog (or a.rules), plus
@@ -55,7 +56,7 @@ func (a *app) newEngine(src engineSources) (*builtEngine, error) {
 	for _, r := range append(append([]detect.Rule(nil), base...), opts.Custom...) {
 		byID[r.ID] = r
 	}
-	return &builtEngine{Engine: e, rules: byID}, nil
+	return &builtEngine{Engine: e, rules: byID, opts: opts}, nil
 }
 
 func (a *app) warnAll(warnings []string) {

@@ -199,6 +199,7 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 		KeyStore:      keys,
 		ProviderKeys:  pk,
 		Engine:        engine.Engine,
+		EngineOptions: &engine.opts,
 		Sessions:      sessions,
 		OrgSecret:     func(string) []byte { return secret },
 		MaxBodyBytes:  cfg.MaxBodyBytes,

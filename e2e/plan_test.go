@@ -91,3 +91,53 @@ func TestPolicyBundleReplacesTheEmbeddedPolicy(t *testing.T) {
 	checkAnthropicMessage(t, msg)
 	checkAnthropicUpstream(t, p, g)
 }
+
+// TestPolicyBundleBlocksARule: a bundle whose data sets one rule to block
+// makes the gateway refuse a prompt holding an AWS key id with 403 naming
+// the rule (never the value), and the provider gets nothing: the detection
+// engine follows the running policy, not only its own defaults.
+func TestPolicyBundleBlocksARule(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rego, err := os.ReadFile(filepath.Join("..", "policy", "rego", "aegis.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join("..", "policy", "data", "plans.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rulesLine = "detections:\n  rules: {}\n"
+	if !strings.Contains(string(data), rulesLine) {
+		t.Fatal("plans.yaml changed shape: the detections section is gone")
+	}
+	data = []byte(strings.Replace(string(data), rulesLine, "detections:\n  rules: {aws-access-key-id: block}\n", 1))
+	if err := os.WriteFile(filepath.Join(dir, "aegis.rego"), rego, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.yaml"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := fakeprovider.New(func(w *fakeprovider.ResponseWriter, r *fakeprovider.Request) {
+		w.JSON(http.StatusOK, anthropicEcho(t, r).JSON())
+	})
+	defer p.Close()
+	g := startGateway(t, p, gatewayOpts{yaml: "policy_bundle: " + dir + "\n"})
+	_, err = anthropicClient(g).Messages.New(context.Background(), anthropicParams(prompt))
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("got %v, want an API error", err)
+	}
+	e := wantError(t, reply{status: apiErr.StatusCode, header: apiErr.Response.Header, body: []byte(apiErr.RawJSON())}, http.StatusForbidden, "FORBIDDEN")
+	if !strings.Contains(e.Error.Message, "aws-access-key-id") {
+		t.Errorf("message %q should name the blocking rule", e.Error.Message)
+	}
+	for _, s := range neverUpstream(g) {
+		if s != "" && strings.Contains(apiErr.RawJSON(), s) {
+			t.Errorf("the error body holds a planted value")
+		}
+	}
+	if n := len(p.Requests()); n != 0 {
+		t.Fatalf("a blocked request reached the provider (%d requests)", n)
+	}
+}
