@@ -76,7 +76,8 @@ type Limit struct {
 }
 
 // RateLimits configures the local limiter: one bucket per org and one per
-// key id.
+// key id. PerOrg is the org's limit when ext_proc sends no plan limits,
+// and a cap on the plan's per-minute limit when it does (package doc).
 type RateLimits struct {
 	PerOrg Limit
 	PerKey Limit

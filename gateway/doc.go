@@ -38,8 +38,9 @@
 //     alone).
 //   - Dynamic metadata is accepted only for the namespaces listed in
 //     metadata_options.receiving_namespaces.untyped; the rate limiter reads
-//     its descriptors from the "takumo.aegis" namespace (org, key_id),
-//     falling back to the x-takumo-org and x-takumo-key-id headers.
+//     its descriptors from the "takumo.aegis" namespace (org, key_id, and
+//     the org's rate_limit_per_minute and rate_limit_per_hour), falling
+//     back to the x-takumo-org and x-takumo-key-id headers.
 //   - Failures (§1.7): a gRPC error or spurious reply gives status_on_error
 //     (500) before the response started, and a broken stream after it (the
 //     handler panics with http.ErrAbortHandler, so an HTTP/1.1 client sees
@@ -72,6 +73,25 @@
 //     interface so a global rate-limit service can replace the local token
 //     buckets. Its x-ratelimit-* headers are added to the response before
 //     ext_proc sees the response headers (Envoy's encode order).
+//   - The org's limits come from its plan, as OPA decided them: ext_proc
+//     puts rate_limit_per_minute and rate_limit_per_hour (numbers, -1 for
+//     unlimited) in the takumo.aegis metadata, and the org descriptor
+//     carries them as overrides (Descriptor.Override, Envoy's
+//     RateLimitOverride). The local limiter keeps a per-minute bucket of
+//     the plan's size, and a per-hour bucket (the hourly figure, refilled
+//     over the hour) when the plan has one. RateLimits.PerOrg is a cap,
+//     not an override: it can lower a plan's per-minute limit (to protect
+//     one machine or upstream), never raise it; without plan limits in the
+//     metadata (absent, or not a whole number ≥ -1) it is the org's limit,
+//     as before; with an unlimited plan it is the only per-minute limit.
+//     PerOrg.Burst, when set, also caps the plan bucket's size. So the
+//     cli's --rate-limit-per-org 0 means "no cap beyond the plan". A
+//     plan change resizes an org's buckets on its next request (the tokens
+//     are kept, cut to the new size). The X-RateLimit-Limit/Remaining/Reset
+//     headers describe the bucket closest to empty (fewest whole tokens
+//     left; on a tie the slowest to refill), org minute, org hour or key;
+//     a 429 RATE_LIMITED adds Retry-After, the time until every bucket
+//     has a token.
 //   - Every error the gateway itself produces is the DESIGN §6 JSON body
 //     and every response carries X-Aegis-Request-Id (ext_proc's id, or a
 //     fresh req_ id when ext_proc gave none).

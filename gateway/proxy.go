@@ -468,6 +468,28 @@ func (x *exchange) metadataString(key string) string {
 	return x.metadata[MetadataNamespace].GetFields()[key].GetStringValue()
 }
 
+// Metadata keys of the plan's rate limits (extproc's wire contract).
+const (
+	metaRateLimitPerMinute = "rate_limit_per_minute"
+	metaRateLimitPerHour   = "rate_limit_per_hour"
+)
+
+// metadataLimit reads a rate limit from the takumo.aegis metadata: a whole
+// number of requests, -1 for unlimited. Anything else (absent, not a
+// number, fractional, zero, below -1, too large) is 0: no override, the
+// configured limit applies.
+func (x *exchange) metadataLimit(key string) int {
+	v, ok := x.metadata[MetadataNamespace].GetFields()[key].GetKind().(*structpb.Value_NumberValue)
+	if !ok {
+		return 0
+	}
+	n := v.NumberValue
+	if n != math.Trunc(n) || n < -1 || n > 1e9 {
+		return 0
+	}
+	return int(n)
+}
+
 // modeOverride applies a header reply's mode_override when Envoy would:
 // allow_mode_override, the override in allowed_override_modes (if any);
 // body modes copied as given, DEFAULT header modes unchanged.
@@ -556,7 +578,10 @@ func (x *exchange) immediate(ir *extprocv3.ImmediateResponse) {
 }
 
 // rateLimit runs the limiter with descriptors from the takumo.aegis
-// metadata, falling back to the identity headers.
+// metadata, falling back to the identity headers. The org's descriptor
+// carries the plan's per-minute limit (rate_limit_per_minute) as an
+// override, and a second org descriptor its per-hour limit
+// (rate_limit_per_hour), when the metadata has them.
 func (x *exchange) rateLimit() (localReply, bool) {
 	var ds []Descriptor
 	for _, d := range []struct{ key, meta, header string }{
@@ -567,8 +592,17 @@ func (x *exchange) rateLimit() (localReply, bool) {
 		if v == "" {
 			v, _ = x.reqHeaders.get(d.header)
 		}
-		if v != "" {
+		if v == "" {
+			continue
+		}
+		if d.key != "org" {
 			ds = append(ds, Descriptor{Key: d.key, Value: v})
+			continue
+		}
+		ds = append(ds, Descriptor{Key: d.key, Value: v,
+			Override: RateOverride{Requests: x.metadataLimit(metaRateLimitPerMinute), Unit: time.Minute}})
+		if n := x.metadataLimit(metaRateLimitPerHour); n > 0 {
+			ds = append(ds, Descriptor{Key: d.key, Value: v, Override: RateOverride{Requests: n, Unit: time.Hour}})
 		}
 	}
 	if len(ds) == 0 {

@@ -14,7 +14,7 @@ func (c *manualClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func TestLocalLimiterTokenBuckets(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1_700_000_000, 0)}
 	l := newLocalLimiter(RateLimits{PerOrg: Limit{RequestsPerMinute: 120, Burst: 3}, PerKey: Limit{RequestsPerMinute: 60, Burst: 2}}, clk.now)
-	ds := []Descriptor{{"org", "org_1"}, {"key_id", "key_1"}}
+	ds := []Descriptor{{Key: "org", Value: "org_1"}, {Key: "key_id", Value: "key_1"}}
 
 	type step struct {
 		advance       time.Duration
@@ -44,7 +44,7 @@ func TestLocalLimiterTokenBuckets(t *testing.T) {
 	}
 	// Another key of the same org has its own key bucket but shares the
 	// org bucket (3 burst, 2 per second refill at 120/min).
-	res, _ := l.Check(t.Context(), []Descriptor{{"org", "org_1"}, {"key_id", "key_2"}})
+	res, _ := l.Check(t.Context(), []Descriptor{{Key: "org", Value: "org_1"}, {Key: "key_id", Value: "key_2"}})
 	if !res.Allowed {
 		t.Errorf("key_2 should pass: %+v", res)
 	}
@@ -54,7 +54,7 @@ func TestLocalLimiterOrgLimitCountsEveryKey(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1_700_000_000, 0)}
 	l := newLocalLimiter(RateLimits{PerOrg: Limit{RequestsPerMinute: 2}}, clk.now)
 	for i, want := range []bool{true, true, false} {
-		res, _ := l.Check(t.Context(), []Descriptor{{"org", "org_1"}, {"key_id", "key_" + itoa(i)}})
+		res, _ := l.Check(t.Context(), []Descriptor{{Key: "org", Value: "org_1"}, {Key: "key_id", Value: "key_" + itoa(i)}})
 		if res.Allowed != want {
 			t.Errorf("request %d: allowed %v, want %v", i, res.Allowed, want)
 		}
@@ -74,7 +74,7 @@ func TestLocalLimiterBoundsBuckets(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1_700_000_000, 0)}
 	l := newLocalLimiter(RateLimits{PerKey: Limit{RequestsPerMinute: 1}, MaxBuckets: 4}, clk.now)
 	for i := range 20 {
-		_, _ = l.Check(t.Context(), []Descriptor{{"key_id", "k" + itoa(i)}})
+		_, _ = l.Check(t.Context(), []Descriptor{{Key: "key_id", Value: "k" + itoa(i)}})
 		clk.advance(time.Second)
 	}
 	if n := len(l.buckets); n > 4 {
