@@ -45,8 +45,18 @@
 //	x-goog-api-key); the client's Takumo key is removed.
 //
 // Dynamic metadata, namespace "takumo.aegis" (the data plane's receiving
-// namespace): org, key_id, plan, provider, model, request_id. Rate limiting
-// reads its descriptors from here.
+// namespace): org, key_id, plan, provider, model, request_id (strings), and
+// the org's rate limits as the policy decided them for its plan
+// (policy.Decision.RateLimit; numbers, whole requests, -1 for unlimited,
+// omitted when the decision has none):
+//
+//	rate_limit_per_minute   requests per minute for the org (free: 30)
+//	rate_limit_per_hour     requests per hour for the org (free: 500)
+//
+// Rate limiting reads its descriptors from here: org and key_id, the org's
+// descriptor with the plan's limits as overrides (Envoy's
+// RateLimitOverride from dynamic metadata; package gateway keeps a
+// per-minute and a per-hour bucket per org).
 //
 // Response header mutations: x-aegis-request-id in the response-headers
 // reply; for event streams, remove content-length there too; for a 429

@@ -22,6 +22,12 @@ const (
 // metadataNamespace is the dynamic metadata namespace the data plane receives.
 const metadataNamespace = "takumo.aegis"
 
+// Metadata keys of the org's plan rate limits (requests; -1 unlimited).
+const (
+	metaRateLimitPerMinute = "rate_limit_per_minute"
+	metaRateLimitPerHour   = "rate_limit_per_hour"
+)
+
 // headers is the read side of an ext_proc header map. Envoy sends keys in
 // lower case and values in raw_value.
 type headers struct {

@@ -512,10 +512,19 @@ func (p *processor) upstreamMutation(bodyLen int) (*extprocv3.HeaderMutation, *s
 		set = append(set, setHeader("authorization", "Bearer "+pk))
 		remove = append(remove, "x-api-key", "x-goog-api-key")
 	}
-	md, err := structpb.NewStruct(map[string]any{metadataNamespace: map[string]any{
+	fields := map[string]any{
 		"org": p.key.Org, "key_id": p.key.ID, "plan": p.decision.Plan,
 		"provider": string(provider), "model": p.info.Model, "request_id": p.requestID,
-	}})
+	}
+	// The plan's rate limits for the data plane's limiter; a decision
+	// without them (0) leaves the data plane's configured limits.
+	if rl := p.decision.RateLimit; rl.PerMinute != 0 {
+		fields[metaRateLimitPerMinute] = rl.PerMinute
+	}
+	if rl := p.decision.RateLimit; rl.PerHour != 0 {
+		fields[metaRateLimitPerHour] = rl.PerHour
+	}
+	md, err := structpb.NewStruct(map[string]any{metadataNamespace: fields})
 	if err != nil {
 		return nil, nil, fmt.Errorf("extproc: metadata: %w", err)
 	}
