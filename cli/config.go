@@ -319,7 +319,7 @@ func serverSettings() []setting {
 			usage: "requests per minute and Takumo key (`N`; 0: no limit)",
 			set:   setCount(func(c *serverConfig) *int { return &c.RateLimitPerKey })},
 		{key: "rate_limit_per_org", kind: kindInt, cmds: forGateway,
-			usage: "requests per minute and organisation (`N`; 0: no limit)",
+			usage: "cap on the plan's requests per minute and organisation (`N`; 0: the plan's limit alone)",
 			set:   setCount(func(c *serverConfig) *int { return &c.RateLimitPerOrg })},
 		{key: "rate_limit_burst", kind: kindInt, cmds: forGateway,
 			usage: "token-bucket size (`N`; 0: the per-minute figure)",
