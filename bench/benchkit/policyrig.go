@@ -1,0 +1,130 @@
+package benchkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/takumo/aegis/detect"
+	"github.com/takumo/aegis/extproc"
+	"github.com/takumo/aegis/gateway"
+	"github.com/takumo/aegis/llm"
+	"github.com/takumo/aegis/policy"
+)
+
+// Org is the organisation of the bench key (TakumoKey).
+const Org = "standalone"
+
+// GatewayOptions are the parts of an in-process gateway a measurement may
+// choose. The zero value is the gateway StartGateway starts.
+type GatewayOptions struct {
+	// Logger receives the gateway's logs (nil: discarded).
+	Logger *slog.Logger
+	// Policy decides every request (nil: the ext_proc server's own engine
+	// with the embedded policy).
+	Policy *policy.Engine
+}
+
+// StartGatewayWith starts a gateway on addr ("" means a free loopback
+// port) that routes anthropic to providerURL, wired as StartGateway wires
+// it, with the choices of opts.
+func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	up, err := url.Parse(providerURL)
+	if err != nil {
+		return nil, fmt.Errorf("provider url: %w", err)
+	}
+	detOpts := detect.Options{}
+	det, err := detect.New(detOpts)
+	if err != nil {
+		return nil, fmt.Errorf("detector: %w", err)
+	}
+	keys := extproc.NewMemKeys()
+	if err := keys.Add(TakumoKey, extproc.Identity{KeyID: "key_bench", Org: Org, Plan: "standalone",
+		Mode: extproc.ModeTest, Scopes: []string{extproc.ScopeShieldWrite}}); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	cfg := extproc.Config{
+		KeyStore:     keys,
+		ProviderKeys: extproc.StaticProviderKeys{llm.Anthropic: ProviderKey},
+		OrgSecret:    func(string) []byte { return []byte(orgSecret) },
+		Logger:       log,
+		Engine:       det,
+		Policy:       opts.Policy,
+	}
+	if opts.Policy != nil {
+		// As `takumo-aegis gateway` runs it: the detection engine is
+		// rebuilt from these options when the policy's detection
+		// settings change.
+		cfg.EngineOptions = &detOpts
+	}
+	srv, err := extproc.NewServer(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("extproc: %w", err)
+	}
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer(extproc.ServerOptions(0)...)
+	srv.Register(gs)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = gs.Serve(lis)
+	}()
+	stopGRPC := func() {
+		gs.Stop()
+		<-served
+	}
+	conn, err := grpc.NewClient("passthrough:///in-process", append(gateway.ExtProcDialOptions(0),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))...)
+	if err != nil {
+		stopGRPC()
+		return nil, errors.Join(fmt.Errorf("grpc client: %w", err), srv.Close())
+	}
+	gw, err := gateway.New(gateway.Config{
+		ExtProc:   conn,
+		Upstreams: map[string]*url.URL{"anthropic": up},
+		RateLimits: gateway.RateLimits{
+			PerKey: gateway.Limit{RequestsPerMinute: 100_000_000},
+			PerOrg: gateway.Limit{RequestsPerMinute: 100_000_000},
+		},
+		Logger: log,
+	})
+	if err != nil {
+		_ = conn.Close()
+		stopGRPC()
+		return nil, errors.Join(fmt.Errorf("gateway: %w", err), srv.Close())
+	}
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		_ = conn.Close()
+		stopGRPC()
+		return nil, errors.Join(fmt.Errorf("listen: %w", err), srv.Close())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gw.Serve(ctx, ln) }()
+	return &Gateway{
+		URL: "http://" + ln.Addr().String(),
+		stop: func() error {
+			cancel()
+			err := <-done
+			_ = conn.Close()
+			stopGRPC()
+			return errors.Join(err, srv.Close())
+		},
+	}, nil
+}
