@@ -53,7 +53,7 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 		return nil, fmt.Errorf("detector: %w", err)
 	}
 	keys := extproc.NewMemKeys()
-	if err := keys.Add(TakumoKey, extproc.Identity{KeyID: "key_bench", Org: Org, Plan: "standalone",
+	if err := keys.Add(TakumoKey, extproc.Identity{KeyID: "key_bench", Org: Org,
 		Mode: extproc.ModeTest, Scopes: []string{extproc.ScopeShieldWrite}}); err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}

@@ -3,23 +3,11 @@ package benchkit
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
-
-	"github.com/takumo/aegis/detect"
-	"github.com/takumo/aegis/extproc"
-	"github.com/takumo/aegis/gateway"
-	"github.com/takumo/aegis/llm"
 )
 
 // orgSecret is the fabricated token secret of the bench organisation.
@@ -40,87 +28,7 @@ func (g *Gateway) Close() error { return g.stop() }
 // StartGateway starts a gateway on addr ("" means a free loopback port)
 // that routes anthropic to providerURL. Logs go to log (nil: discarded).
 func StartGateway(addr, providerURL string, log *slog.Logger) (*Gateway, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	up, err := url.Parse(providerURL)
-	if err != nil {
-		return nil, fmt.Errorf("provider url: %w", err)
-	}
-	eng, err := detect.New(detect.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("detector: %w", err)
-	}
-	keys := extproc.NewMemKeys()
-	if err := keys.Add(TakumoKey, extproc.Identity{KeyID: "key_bench", Org: "standalone", Plan: "standalone",
-		Mode: extproc.ModeTest, Scopes: []string{extproc.ScopeShieldWrite}}); err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	srv, err := extproc.NewServer(extproc.Config{
-		KeyStore:     keys,
-		ProviderKeys: extproc.StaticProviderKeys{llm.Anthropic: ProviderKey},
-		Engine:       eng,
-		OrgSecret:    func(string) []byte { return []byte(orgSecret) },
-		Logger:       log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("extproc: %w", err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(extproc.ServerOptions(0)...)
-	srv.Register(gs)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = gs.Serve(lis)
-	}()
-	conn, err := grpc.NewClient("passthrough:///in-process", append(gateway.ExtProcDialOptions(0),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))...)
-	if err != nil {
-		gs.Stop()
-		<-served
-		return nil, fmt.Errorf("grpc client: %w", err)
-	}
-	gw, err := gateway.New(gateway.Config{
-		ExtProc:   conn,
-		Upstreams: map[string]*url.URL{"anthropic": up},
-		RateLimits: gateway.RateLimits{
-			PerKey: gateway.Limit{RequestsPerMinute: 100_000_000},
-			PerOrg: gateway.Limit{RequestsPerMinute: 100_000_000},
-		},
-		Logger: log,
-	})
-	if err != nil {
-		_ = conn.Close()
-		gs.Stop()
-		<-served
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
-	if err != nil {
-		_ = conn.Close()
-		gs.Stop()
-		<-served
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gw.Serve(ctx, ln) }()
-	return &Gateway{
-		URL: "http://" + ln.Addr().String(),
-		stop: func() error {
-			cancel()
-			err := <-done
-			_ = conn.Close()
-			gs.Stop()
-			<-served
-			return errors.Join(err, srv.Close())
-		},
-	}, nil
+	return StartGatewayWith(addr, providerURL, GatewayOptions{Logger: log})
 }
 
 // Result is one request's outcome as the client saw it.
