@@ -62,6 +62,10 @@ fmt-check: ## fail if any file is not gofmt-clean
 tidy-check: ## fail if go.mod or go.sum are not tidy
 	$(GO) mod tidy -diff
 
+.PHONY: generate
+generate: ## regenerate generated code (protos under api/ with buf, pinned in tools/proto/go.mod)
+	$(GO) generate ./...
+
 .PHONY: generate-check
 generate-check: ## fail if go generate changes any file
 	@before=$$(git status --porcelain=v1 --untracked-files=all | sort; git diff | sha256sum); \
