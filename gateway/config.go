@@ -125,8 +125,15 @@ type Config struct {
 	// RateLimiter is set.
 	RateLimits RateLimits
 	// RateLimiter replaces the local token buckets (a global rate-limit
-	// service).
+	// service: NewServiceRateLimiter).
 	RateLimiter RateLimiter
+	// RateLimitFailClosed refuses a request with 503 SERVICE_UNAVAILABLE
+	// when the rate limiter fails (the rate-limit service unreachable, too
+	// slow, or without its Redis). False (the default, as Envoy's
+	// failure_mode_deny false) lets the request through unlimited. Either
+	// way the failure is logged and counted in
+	// aegis_rate_limit_checks_total{result="error"}.
+	RateLimitFailClosed bool
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// (default 30 s).
 	ShutdownTimeout time.Duration

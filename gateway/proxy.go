@@ -581,7 +581,8 @@ func (x *exchange) immediate(ir *extprocv3.ImmediateResponse) {
 // metadata, falling back to the identity headers. The org's descriptor
 // carries the plan's per-minute limit (rate_limit_per_minute) as an
 // override, and a second org descriptor its per-hour limit
-// (rate_limit_per_hour), when the metadata has them.
+// (rate_limit_per_hour), when the metadata has them. A "plan" entry names
+// the org's plan for a rate-limit service.
 func (x *exchange) rateLimit() (localReply, bool) {
 	var ds []Descriptor
 	for _, d := range []struct{ key, meta, header string }{
@@ -608,9 +609,20 @@ func (x *exchange) rateLimit() (localReply, bool) {
 	if len(ds) == 0 {
 		return localReply{}, false
 	}
+	plan := x.metadataString("plan")
+	if plan == "" {
+		plan, _ = x.reqHeaders.get(identityHeaderPlan)
+	}
+	if plan != "" {
+		ds = append(ds, Descriptor{Key: "plan", Value: plan})
+	}
 	res, err := x.g.limiter.Check(x.ctx, ds)
 	if err != nil {
 		x.g.metrics.rateChecks.Add(x.ctx, 1, x.g.metrics.metricResult("error"))
+		if x.g.cfg.RateLimitFailClosed {
+			x.log.Warn("rate limit check failed; refusing the request (fail closed)", "error", err, "request_id", x.requestID)
+			return localReply{status: http.StatusServiceUnavailable, code: codeUnavailable, message: "rate limit service unavailable"}, true
+		}
 		x.log.Warn("rate limit check failed; letting the request through", "error", err, "request_id", x.requestID)
 		return localReply{}, false
 	}

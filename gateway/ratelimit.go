@@ -10,13 +10,21 @@ import (
 // Descriptor is one rate-limit descriptor entry, as Envoy sends to a
 // rate-limit service: a key ("org" or "key_id") and its value, and
 // optionally a limit that overrides the configured one for this entry
-// (Envoy's RateLimitOverride, filled from dynamic metadata).
+// (Envoy's RateLimitOverride, filled from dynamic metadata). An entry with
+// key "plan" names the org's plan: it carries no limit of its own (the
+// local limiter skips it), the rate-limit service client pairs it with
+// the org and the key id (ratelimitservice.go).
 type Descriptor struct {
 	Key, Value string
 	// Override, when Requests is not zero, is the limit the control plane
 	// decided for this entry (the org's plan): Requests per Unit.
 	Override RateOverride
 }
+
+// identityHeaderPlan is the plan header ext_proc sets beside
+// x-takumo-org and x-takumo-key-id; rate limiting falls back to it when
+// the takumo.aegis metadata has no plan.
+const identityHeaderPlan = "x-takumo-plan"
 
 // RateOverride is a limit decided per request: Requests per Unit
 // (time.Minute or time.Hour). Requests -1 means unlimited; 0 means no
@@ -44,7 +52,10 @@ type RateLimitResult struct {
 // RateLimiter decides whether a request may go on. The gateway calls it
 // after ext_proc's request phase with the descriptors it found. An error
 // lets the request through (Envoy's global rate-limit filter defaults to
-// failure_mode_deny false) and is logged and counted.
+// failure_mode_deny false) and is logged and counted, unless
+// Config.RateLimitFailClosed says to refuse it. Two implementations:
+// NewLocalRateLimiter (in memory, per replica; the default) and
+// NewServiceRateLimiter (a global rate-limit service shared by replicas).
 type RateLimiter interface {
 	Check(ctx context.Context, descriptors []Descriptor) (RateLimitResult, error)
 }
