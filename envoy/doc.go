@@ -31,8 +31,10 @@
 //   - rate limiting: the ratelimit and local_ratelimit filters after
 //     ext_proc, the router last; domain [RateLimitDomain]; x-ratelimit-*
 //     headers (DRAFT_VERSION_03); every forwarding route sends exactly the
-//     descriptors [("org"), ("plan")] and [("key"), ("plan")] read from
-//     ext_proc's dynamic metadata; the local filter enabled and enforced.
+//     descriptors of envoy/ratelimit/config.yaml, [("org"), ("plan")] and
+//     [("key"), ("plan")] read from ext_proc's dynamic metadata, then the
+//     same two with ("window", "hour"); the local filter enabled and
+//     enforced.
 //   - clusters: every cluster named by a route, a grpc_service or the rate
 //     limit service exists; gRPC clusters speak HTTP/2; every cluster has a
 //     connect_timeout and every forwarding route a positive timeout;

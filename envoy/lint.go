@@ -44,6 +44,8 @@ const (
 var rateLimitContract = []string{
 	"org=org,plan=plan",
 	"key=key_id,plan=plan",
+	"org=org,plan=plan,window:hour",
+	"key=key_id,plan=plan,window:hour",
 }
 
 type rooted struct {
@@ -391,7 +393,7 @@ func (l *linter) hcm(path string, h *hcmv3.HttpConnectionManager) {
 			}
 			if got := descriptors(limits); !slices.Equal(got, rateLimitContract) && !reported[lp] {
 				reported[lp] = true
-				l.add(lp, "rate-limit descriptors must be %q (actions metadata, source DYNAMIC, namespace %s, in this order), got %q",
+				l.add(lp, "rate-limit descriptors must be %q (envoy/ratelimit/config.yaml; metadata actions, source DYNAMIC, namespace %s, in this order), got %q",
 					rateLimitContract, MetadataNamespace, got)
 			}
 		}
@@ -399,13 +401,18 @@ func (l *linter) hcm(path string, h *hcmv3.HttpConnectionManager) {
 }
 
 // descriptors renders rate_limits as "descriptor_key=metadata_key,..."
-// per entry; an action that is not a DYNAMIC metadata read from our
-// namespace renders as "?".
+// per entry (a generic_key as "descriptor_key:value"); an action that is
+// neither that nor a DYNAMIC metadata read from our namespace renders as
+// "?".
 func descriptors(rls []*routev3.RateLimit) []string {
 	var out []string
 	for _, rl := range rls {
 		var parts []string
 		for _, a := range rl.GetActions() {
+			if gk := a.GetGenericKey(); gk != nil {
+				parts = append(parts, gk.GetDescriptorKey()+":"+gk.GetDescriptorValue())
+				continue
+			}
 			md := a.GetMetadata()
 			mk := md.GetMetadataKey()
 			if md == nil || md.GetSource() != routev3.RateLimit_Action_MetaData_DYNAMIC ||
