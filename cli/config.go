@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -100,6 +101,12 @@ type serverConfig struct {
 	RateLimitPerKey int // requests per minute; 0 turns the bucket off
 	RateLimitPerOrg int
 	RateLimitBurst  int // 0: the per-minute figure
+	// RateLimitService is the host:port (or unix:/path) of a global
+	// rate-limit service (envoy.service.ratelimit.v3); "" keeps the local
+	// token buckets. RateLimitFailMode is what a failed check does: "open"
+	// (let the request through, as Envoy's default) or "closed" (503).
+	RateLimitService  string
+	RateLimitFailMode string
 
 	UpstreamTimeout time.Duration
 	ShutdownTimeout time.Duration
@@ -127,10 +134,12 @@ func (c *serverConfig) String() string {
 	}
 	return fmt.Sprintf("listen_addr=%s extproc_addr=%q mode=%s max_body_bytes=%d max_vault_entries=%d "+
 		"max_concurrent_sessions=%d log_format=%s rate_limit_per_key=%d rate_limit_per_org=%d "+
+		"ratelimit_service=%q ratelimit_fail_mode=%s "+
 		"anthropic_url=%s openai_url=%s mistral_url=%s gemini_url=%s anthropic_api_key=%s "+
 		"openai_api_key=%s mistral_api_key=%s gemini_api_key=%s api_keys=%d dev=%t",
 		c.ListenAddr, c.ExtProcAddr, c.Mode, c.MaxBodyBytes, c.MaxVaultEntries,
 		c.MaxConcurrentSessions, c.LogFormat, c.RateLimitPerKey, c.RateLimitPerOrg,
+		c.RateLimitService, c.RateLimitFailMode,
 		c.AnthropicURL, c.OpenAIURL, c.MistralURL, c.GeminiURL, n(c.AnthropicKey),
 		n(c.OpenAIKey), n(c.MistralKey), n(c.GeminiKey), len(c.APIKeys), c.Dev)
 }
@@ -324,6 +333,22 @@ func serverSettings() []setting {
 		{key: "rate_limit_burst", kind: kindInt, cmds: forGateway,
 			usage: "token-bucket size (`N`; 0: the per-minute figure)",
 			set:   setCount(func(c *serverConfig) *int { return &c.RateLimitBurst })},
+		{key: "ratelimit_service", cmds: forGateway,
+			usage: "global rate-limit service `ADDR` (host:port or unix:/path; envoyproxy/ratelimit with envoy/ratelimit/config.yaml) shared by replicas; default: local token buckets",
+			set: func(c *serverConfig, v string) error {
+				if p, ok := strings.CutPrefix(v, "unix:"); ok && p != "" {
+					c.RateLimitService = v
+					return nil
+				}
+				if host, port, err := net.SplitHostPort(v); err != nil || host == "" || port == "" {
+					return fmt.Errorf("%q is not host:port or unix:/path", v)
+				}
+				c.RateLimitService = v
+				return nil
+			}},
+		{key: "ratelimit_fail_mode", cmds: forGateway,
+			usage: "when the rate-limit service fails: open (let requests through, Envoy's default) or closed (503) (`MODE`)",
+			set:   setOneOf(func(c *serverConfig) *string { return &c.RateLimitFailMode }, "open", "closed")},
 		{key: "upstream_timeout", kind: kindDuration, cmds: forGateway,
 			usage: "wait at most `DURATION` for a provider's response headers (then 504)",
 			set:   setDuration(func(c *serverConfig) *time.Duration { return &c.UpstreamTimeout })},
@@ -535,18 +560,19 @@ func fileLine(file, problem string) int {
 
 func defaultServerConfig(cmd serverCmd) *serverConfig {
 	c := &serverConfig{
-		ListenAddr:      "127.0.0.1:8080",
-		AnthropicURL:    "https://api.anthropic.com",
-		OpenAIURL:       "https://api.openai.com",
-		MistralURL:      "https://api.mistral.ai",
-		GeminiURL:       "https://generativelanguage.googleapis.com",
-		Mode:            "test",
-		MaxBodyBytes:    32 << 20,
-		LogFormat:       defaultLogFormat,
-		RateLimitPerKey: defaultRateLimitKey,
-		UpstreamTimeout: defaultUpstreamTimout,
-		ShutdownTimeout: defaultShutdown,
-		set:             map[string]bool{},
+		ListenAddr:        "127.0.0.1:8080",
+		AnthropicURL:      "https://api.anthropic.com",
+		OpenAIURL:         "https://api.openai.com",
+		MistralURL:        "https://api.mistral.ai",
+		GeminiURL:         "https://generativelanguage.googleapis.com",
+		Mode:              "test",
+		MaxBodyBytes:      32 << 20,
+		LogFormat:         defaultLogFormat,
+		RateLimitPerKey:   defaultRateLimitKey,
+		RateLimitFailMode: "open",
+		UpstreamTimeout:   defaultUpstreamTimout,
+		ShutdownTimeout:   defaultShutdown,
+		set:               map[string]bool{},
 	}
 	if cmd == forExtProc {
 		c.ListenAddr = defaultExtProcListen

@@ -151,6 +151,20 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 	}
 	defer func() { _ = conn.Close() }()
 
+	// A global rate-limit service, when configured, replaces the local
+	// token buckets so that replicas share one count.
+	var limiter gateway.RateLimiter
+	if cfg.RateLimitService != "" {
+		rlConn, err := grpc.NewClient(grpcTarget(cfg.RateLimitService), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("gateway: --ratelimit-service: %w", err)
+		}
+		defer func() { _ = rlConn.Close() }()
+		if limiter, err = gateway.NewServiceRateLimiter(gateway.RateLimitServiceConfig{Conn: rlConn}); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
+
 	gw, err := gateway.New(gateway.Config{
 		Listen:       cfg.ListenAddr,
 		ExtProc:      conn,
@@ -161,10 +175,12 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 			PerKey: gateway.Limit{RequestsPerMinute: cfg.RateLimitPerKey, Burst: cfg.RateLimitBurst},
 			PerOrg: gateway.Limit{RequestsPerMinute: cfg.RateLimitPerOrg, Burst: cfg.RateLimitBurst},
 		},
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Logger:          logger,
-		MeterProvider:   mp,
-		MetricsHandler:  metricsHandler,
+		RateLimiter:         limiter,
+		RateLimitFailClosed: cfg.RateLimitFailMode == "closed",
+		ShutdownTimeout:     cfg.ShutdownTimeout,
+		Logger:              logger,
+		MeterProvider:       mp,
+		MetricsHandler:      metricsHandler,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
@@ -180,12 +196,21 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 		}
 	}
 	logger.Info("gateway listening", "addr", ln.Addr().String(), "mode", cfg.Mode,
-		"extproc", extprocDesc(cfg.ExtProcAddr), "max_body_bytes", cfg.MaxBodyBytes)
+		"extproc", extprocDesc(cfg.ExtProcAddr), "max_body_bytes", cfg.MaxBodyBytes,
+		"rate_limit", rateLimitDesc(cfg))
 	if err := gw.Serve(ctx, ln); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	logger.Info("gateway stopped")
 	return nil
+}
+
+// rateLimitDesc says which rate limiter runs, for the startup log.
+func rateLimitDesc(cfg *serverConfig) string {
+	if cfg.RateLimitService == "" {
+		return "local"
+	}
+	return "service " + cfg.RateLimitService + " (fail " + cfg.RateLimitFailMode + ")"
 }
 
 func extprocDesc(addr string) string {
