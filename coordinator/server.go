@@ -259,6 +259,22 @@ func (s *Server) ReportHealth(ctx context.Context, req *coordv1.ReportHealthRequ
 	if err != nil {
 		return nil, s.internal("health", err)
 	}
+	if len(req.GetUsage()) > 0 {
+		deltas := make([]store.UsageDelta, 0, len(req.GetUsage()))
+		for _, u := range req.GetUsage() {
+			if u.GetRequests() < 0 || u.GetCredits() < 0 {
+				return nil, status.Error(codes.InvalidArgument, "negative usage")
+			}
+			if gw.Org != "" && u.GetOrg() != gw.Org {
+				return nil, status.Errorf(codes.PermissionDenied, "usage for org %q from a gateway of org %q", clip(u.GetOrg(), 128), gw.Org)
+			}
+			deltas = append(deltas, store.UsageDelta{Org: clip(u.GetOrg(), 128), KeyID: clip(u.GetKeyId(), 128),
+				Month: u.GetMonth().AsTime(), Mode: clip(u.GetMode(), 8), Requests: u.GetRequests(), Credits: u.GetCredits()})
+		}
+		if err := s.store.AddUsage(ctx, deltas); err != nil {
+			return nil, s.internal("usage", err)
+		}
+	}
 	if skew > time.Minute || skew < -time.Minute {
 		s.log.Warn("coordinator: gateway clock skew", "gateway_id", gw.ID, "skew", skew.Round(time.Millisecond).String())
 	}

@@ -333,8 +333,9 @@ func TestReportHealth(t *testing.T) {
 	r := newRig(t, func(o *Options) { o.Now = func() time.Time { return now } })
 	raw, _ := r.joinKey(t, "")
 	gctx, reg := r.register(t, raw)
+	usage := []*coordv1.UsageDelta{{Org: "org_a", KeyId: "key_1", Month: timestamppb.New(now), Mode: "live", Requests: 3, Credits: 12}}
 	resp, err := r.client.ReportHealth(gctx, &coordv1.ReportHealthRequest{Version: "v2", SnapshotVersion: 4, ActiveSessions: 7,
-		MemoryBytes: 1 << 20, SentAt: timestamppb.New(now.Add(-90 * time.Second))})
+		MemoryBytes: 1 << 20, SentAt: timestamppb.New(now.Add(-90 * time.Second)), Usage: usage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +351,20 @@ func TestReportHealth(t *testing.T) {
 		g.Version != "v2" || !g.LastSeen.Equal(now) {
 		t.Fatalf("stored health: %+v", g)
 	}
+	if _, err := r.client.ReportHealth(gctx, &coordv1.ReportHealthRequest{Usage: usage}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := r.st.Usage(context.Background(), "org_a", now)
+	if err != nil || len(rows) != 1 || rows[0].Requests != 6 || rows[0].Credits != 24 {
+		t.Fatalf("usage from two reports: %+v %v", rows, err)
+	}
+	// A gateway of one org cannot report usage for another.
+	orgRaw, _ := r.joinKey(t, "org_b")
+	octx, _ := r.register(t, orgRaw)
+	_, err = r.client.ReportHealth(octx, &coordv1.ReportHealthRequest{Usage: usage})
+	wantCode(t, err, codes.PermissionDenied, `usage for org "org_a" from a gateway of org "org_b"`)
+	_, err = r.client.ReportHealth(gctx, &coordv1.ReportHealthRequest{Usage: []*coordv1.UsageDelta{{Org: "org_a", Requests: -1}}})
+	wantCode(t, err, codes.InvalidArgument, "negative usage")
 }
 
 func auditBatch(from, n int) *coordv1.ShipAuditRequest {

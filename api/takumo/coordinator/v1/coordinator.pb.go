@@ -618,9 +618,13 @@ type ReportHealthRequest struct {
 	// its own receive time as the report's time and the difference as skew.
 	SentAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
 	// Service-level indicators since the previous report.
-	Requests      uint64  `protobuf:"varint,6,opt,name=requests,proto3" json:"requests,omitempty"`
-	Errors        uint64  `protobuf:"varint,7,opt,name=errors,proto3" json:"errors,omitempty"`
-	LatencyP99Ms  float64 `protobuf:"fixed64,8,opt,name=latency_p99_ms,json=latencyP99Ms,proto3" json:"latency_p99_ms,omitempty"`
+	Requests     uint64  `protobuf:"varint,6,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors       uint64  `protobuf:"varint,7,opt,name=errors,proto3" json:"errors,omitempty"`
+	LatencyP99Ms float64 `protobuf:"fixed64,8,opt,name=latency_p99_ms,json=latencyP99Ms,proto3" json:"latency_p99_ms,omitempty"`
+	// Usage counted since the previous acknowledged report; the coordinator
+	// adds it to the monthly totals. A report whose answer was lost may be
+	// sent again and counted twice: usage errs high, never low.
+	Usage         []*UsageDelta `protobuf:"bytes,9,rep,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -711,6 +715,99 @@ func (x *ReportHealthRequest) GetLatencyP99Ms() float64 {
 	return 0
 }
 
+func (x *ReportHealthRequest) GetUsage() []*UsageDelta {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+type UsageDelta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	KeyId string                 `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Any time in the calendar month (UTC) the usage belongs to.
+	Month *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=month,proto3" json:"month,omitempty"`
+	// "live" or "test": test traffic is counted apart.
+	Mode          string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	Requests      int64  `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	Credits       int64  `protobuf:"varint,6,opt,name=credits,proto3" json:"credits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageDelta) Reset() {
+	*x = UsageDelta{}
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageDelta) ProtoMessage() {}
+
+func (x *UsageDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageDelta.ProtoReflect.Descriptor instead.
+func (*UsageDelta) Descriptor() ([]byte, []int) {
+	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UsageDelta) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *UsageDelta) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *UsageDelta) GetMonth() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Month
+	}
+	return nil
+}
+
+func (x *UsageDelta) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *UsageDelta) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *UsageDelta) GetCredits() int64 {
+	if x != nil {
+		return x.Credits
+	}
+	return 0
+}
+
 type ReportHealthResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ServerTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
@@ -723,7 +820,7 @@ type ReportHealthResponse struct {
 
 func (x *ReportHealthResponse) Reset() {
 	*x = ReportHealthResponse{}
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[9]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +832,7 @@ func (x *ReportHealthResponse) String() string {
 func (*ReportHealthResponse) ProtoMessage() {}
 
 func (x *ReportHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[9]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +845,7 @@ func (x *ReportHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportHealthResponse.ProtoReflect.Descriptor instead.
 func (*ReportHealthResponse) Descriptor() ([]byte, []int) {
-	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{9}
+	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportHealthResponse) GetServerTime() *timestamppb.Timestamp {
@@ -774,7 +871,7 @@ type ShipAuditRequest struct {
 
 func (x *ShipAuditRequest) Reset() {
 	*x = ShipAuditRequest{}
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[10]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -786,7 +883,7 @@ func (x *ShipAuditRequest) String() string {
 func (*ShipAuditRequest) ProtoMessage() {}
 
 func (x *ShipAuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[10]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -799,7 +896,7 @@ func (x *ShipAuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShipAuditRequest.ProtoReflect.Descriptor instead.
 func (*ShipAuditRequest) Descriptor() ([]byte, []int) {
-	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{10}
+	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ShipAuditRequest) GetEvents() []*AuditEvent {
@@ -833,7 +930,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[11]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +942,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[11]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +955,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{11}
+	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AuditEvent) GetSeq() uint64 {
@@ -957,7 +1054,7 @@ type AuditDetection struct {
 
 func (x *AuditDetection) Reset() {
 	*x = AuditDetection{}
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[12]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1066,7 @@ func (x *AuditDetection) String() string {
 func (*AuditDetection) ProtoMessage() {}
 
 func (x *AuditDetection) ProtoReflect() protoreflect.Message {
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[12]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1079,7 @@ func (x *AuditDetection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditDetection.ProtoReflect.Descriptor instead.
 func (*AuditDetection) Descriptor() ([]byte, []int) {
-	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{12}
+	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AuditDetection) GetRule() string {
@@ -1023,7 +1120,7 @@ type ShipAuditResponse struct {
 
 func (x *ShipAuditResponse) Reset() {
 	*x = ShipAuditResponse{}
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[13]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1132,7 @@ func (x *ShipAuditResponse) String() string {
 func (*ShipAuditResponse) ProtoMessage() {}
 
 func (x *ShipAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[13]
+	mi := &file_takumo_coordinator_v1_coordinator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1145,7 @@ func (x *ShipAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShipAuditResponse.ProtoReflect.Descriptor instead.
 func (*ShipAuditResponse) Descriptor() ([]byte, []int) {
-	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{13}
+	return file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ShipAuditResponse) GetAckedThrough() uint64 {
@@ -1107,7 +1204,7 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x06Policy\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12\x1b\n" +
 	"\tdata_json\x18\x02 \x01(\fR\bdataJson\x12\x16\n" +
-	"\x06bundle\x18\x03 \x01(\fR\x06bundle\"\xb5\x02\n" +
+	"\x06bundle\x18\x03 \x01(\fR\x06bundle\"\xee\x02\n" +
 	"\x13ReportHealthRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12)\n" +
 	"\x10snapshot_version\x18\x02 \x01(\x04R\x0fsnapshotVersion\x12'\n" +
@@ -1116,7 +1213,16 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\asent_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12\x1a\n" +
 	"\brequests\x18\x06 \x01(\x04R\brequests\x12\x16\n" +
 	"\x06errors\x18\a \x01(\x04R\x06errors\x12$\n" +
-	"\x0elatency_p99_ms\x18\b \x01(\x01R\flatencyP99Ms\"z\n" +
+	"\x0elatency_p99_ms\x18\b \x01(\x01R\flatencyP99Ms\x127\n" +
+	"\x05usage\x18\t \x03(\v2!.takumo.coordinator.v1.UsageDeltaR\x05usage\"\xb1\x01\n" +
+	"\n" +
+	"UsageDelta\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x120\n" +
+	"\x05month\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05month\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x1a\n" +
+	"\brequests\x18\x05 \x01(\x03R\brequests\x12\x18\n" +
+	"\acredits\x18\x06 \x01(\x03R\acredits\"z\n" +
 	"\x14ReportHealthResponse\x12;\n" +
 	"\vserver_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"serverTime\x12%\n" +
@@ -1167,7 +1273,7 @@ func file_takumo_coordinator_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_takumo_coordinator_v1_coordinator_proto_rawDescData
 }
 
-var file_takumo_coordinator_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_takumo_coordinator_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_takumo_coordinator_v1_coordinator_proto_goTypes = []any{
 	(*RegisterRequest)(nil),       // 0: takumo.coordinator.v1.RegisterRequest
 	(*RegisterResponse)(nil),      // 1: takumo.coordinator.v1.RegisterResponse
@@ -1178,38 +1284,41 @@ var file_takumo_coordinator_v1_coordinator_proto_goTypes = []any{
 	(*Org)(nil),                   // 6: takumo.coordinator.v1.Org
 	(*Policy)(nil),                // 7: takumo.coordinator.v1.Policy
 	(*ReportHealthRequest)(nil),   // 8: takumo.coordinator.v1.ReportHealthRequest
-	(*ReportHealthResponse)(nil),  // 9: takumo.coordinator.v1.ReportHealthResponse
-	(*ShipAuditRequest)(nil),      // 10: takumo.coordinator.v1.ShipAuditRequest
-	(*AuditEvent)(nil),            // 11: takumo.coordinator.v1.AuditEvent
-	(*AuditDetection)(nil),        // 12: takumo.coordinator.v1.AuditDetection
-	(*ShipAuditResponse)(nil),     // 13: takumo.coordinator.v1.ShipAuditResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*UsageDelta)(nil),            // 9: takumo.coordinator.v1.UsageDelta
+	(*ReportHealthResponse)(nil),  // 10: takumo.coordinator.v1.ReportHealthResponse
+	(*ShipAuditRequest)(nil),      // 11: takumo.coordinator.v1.ShipAuditRequest
+	(*AuditEvent)(nil),            // 12: takumo.coordinator.v1.AuditEvent
+	(*AuditDetection)(nil),        // 13: takumo.coordinator.v1.AuditDetection
+	(*ShipAuditResponse)(nil),     // 14: takumo.coordinator.v1.ShipAuditResponse
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_takumo_coordinator_v1_coordinator_proto_depIdxs = []int32{
 	4,  // 0: takumo.coordinator.v1.SyncResponse.snapshot:type_name -> takumo.coordinator.v1.Snapshot
-	14, // 1: takumo.coordinator.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
+	15, // 1: takumo.coordinator.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
 	5,  // 2: takumo.coordinator.v1.Snapshot.keys:type_name -> takumo.coordinator.v1.ApiKey
 	6,  // 3: takumo.coordinator.v1.Snapshot.orgs:type_name -> takumo.coordinator.v1.Org
 	7,  // 4: takumo.coordinator.v1.Snapshot.policy:type_name -> takumo.coordinator.v1.Policy
-	14, // 5: takumo.coordinator.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	14, // 6: takumo.coordinator.v1.ReportHealthRequest.sent_at:type_name -> google.protobuf.Timestamp
-	14, // 7: takumo.coordinator.v1.ReportHealthResponse.server_time:type_name -> google.protobuf.Timestamp
-	11, // 8: takumo.coordinator.v1.ShipAuditRequest.events:type_name -> takumo.coordinator.v1.AuditEvent
-	14, // 9: takumo.coordinator.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	12, // 10: takumo.coordinator.v1.AuditEvent.detections:type_name -> takumo.coordinator.v1.AuditDetection
-	0,  // 11: takumo.coordinator.v1.CoordinatorService.Register:input_type -> takumo.coordinator.v1.RegisterRequest
-	2,  // 12: takumo.coordinator.v1.CoordinatorService.Sync:input_type -> takumo.coordinator.v1.SyncRequest
-	8,  // 13: takumo.coordinator.v1.CoordinatorService.ReportHealth:input_type -> takumo.coordinator.v1.ReportHealthRequest
-	10, // 14: takumo.coordinator.v1.CoordinatorService.ShipAudit:input_type -> takumo.coordinator.v1.ShipAuditRequest
-	1,  // 15: takumo.coordinator.v1.CoordinatorService.Register:output_type -> takumo.coordinator.v1.RegisterResponse
-	3,  // 16: takumo.coordinator.v1.CoordinatorService.Sync:output_type -> takumo.coordinator.v1.SyncResponse
-	9,  // 17: takumo.coordinator.v1.CoordinatorService.ReportHealth:output_type -> takumo.coordinator.v1.ReportHealthResponse
-	13, // 18: takumo.coordinator.v1.CoordinatorService.ShipAudit:output_type -> takumo.coordinator.v1.ShipAuditResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	15, // 5: takumo.coordinator.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	15, // 6: takumo.coordinator.v1.ReportHealthRequest.sent_at:type_name -> google.protobuf.Timestamp
+	9,  // 7: takumo.coordinator.v1.ReportHealthRequest.usage:type_name -> takumo.coordinator.v1.UsageDelta
+	15, // 8: takumo.coordinator.v1.UsageDelta.month:type_name -> google.protobuf.Timestamp
+	15, // 9: takumo.coordinator.v1.ReportHealthResponse.server_time:type_name -> google.protobuf.Timestamp
+	12, // 10: takumo.coordinator.v1.ShipAuditRequest.events:type_name -> takumo.coordinator.v1.AuditEvent
+	15, // 11: takumo.coordinator.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	13, // 12: takumo.coordinator.v1.AuditEvent.detections:type_name -> takumo.coordinator.v1.AuditDetection
+	0,  // 13: takumo.coordinator.v1.CoordinatorService.Register:input_type -> takumo.coordinator.v1.RegisterRequest
+	2,  // 14: takumo.coordinator.v1.CoordinatorService.Sync:input_type -> takumo.coordinator.v1.SyncRequest
+	8,  // 15: takumo.coordinator.v1.CoordinatorService.ReportHealth:input_type -> takumo.coordinator.v1.ReportHealthRequest
+	11, // 16: takumo.coordinator.v1.CoordinatorService.ShipAudit:input_type -> takumo.coordinator.v1.ShipAuditRequest
+	1,  // 17: takumo.coordinator.v1.CoordinatorService.Register:output_type -> takumo.coordinator.v1.RegisterResponse
+	3,  // 18: takumo.coordinator.v1.CoordinatorService.Sync:output_type -> takumo.coordinator.v1.SyncResponse
+	10, // 19: takumo.coordinator.v1.CoordinatorService.ReportHealth:output_type -> takumo.coordinator.v1.ReportHealthResponse
+	14, // 20: takumo.coordinator.v1.CoordinatorService.ShipAudit:output_type -> takumo.coordinator.v1.ShipAuditResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_takumo_coordinator_v1_coordinator_proto_init() }
@@ -1223,7 +1332,7 @@ func file_takumo_coordinator_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_takumo_coordinator_v1_coordinator_proto_rawDesc), len(file_takumo_coordinator_v1_coordinator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
