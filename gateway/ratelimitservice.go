@@ -125,18 +125,22 @@ func serviceDescriptors(ds []Descriptor) []*ratelimitcommonv3.RateLimitDescripto
 	entry := func(k, v string) *ratelimitcommonv3.RateLimitDescriptor_Entry {
 		return &ratelimitcommonv3.RateLimitDescriptor_Entry{Key: k, Value: v}
 	}
+	// In the contract's order (Envoy's rate_limits entries): the minute
+	// descriptors, then the same with the hour window.
 	var out []*ratelimitcommonv3.RateLimitDescriptor
-	for _, who := range []struct{ key, value string }{{rlsKeyOrg, org}, {rlsKeyKey, key}} {
-		if who.value == "" {
-			continue
-		}
-		out = append(out,
-			&ratelimitcommonv3.RateLimitDescriptor{Entries: []*ratelimitcommonv3.RateLimitDescriptor_Entry{
+	for _, hour := range []bool{false, true} {
+		for _, who := range []struct{ key, value string }{{rlsKeyOrg, org}, {rlsKeyKey, key}} {
+			if who.value == "" {
+				continue
+			}
+			d := &ratelimitcommonv3.RateLimitDescriptor{Entries: []*ratelimitcommonv3.RateLimitDescriptor_Entry{
 				entry(who.key, who.value), entry(rlsKeyPlan, plan),
-			}},
-			&ratelimitcommonv3.RateLimitDescriptor{Entries: []*ratelimitcommonv3.RateLimitDescriptor_Entry{
-				entry(who.key, who.value), entry(rlsKeyPlan, plan), entry(rlsKeyWindow, rlsWindowHour),
-			}})
+			}}
+			if hour {
+				d.Entries = append(d.Entries, entry(rlsKeyWindow, rlsWindowHour))
+			}
+			out = append(out, d)
+		}
 	}
 	return out
 }

@@ -112,8 +112,8 @@ func descriptorStrings(ds []*ratelimitcommonv3.RateLimitDescriptor) []string {
 
 func TestServiceLimiterSendsTheContractDescriptors(t *testing.T) {
 	withPlan := []string{
-		"org=org_1,plan=free", "org=org_1,plan=free,window=hour",
-		"key=key_1,plan=free", "key=key_1,plan=free,window=hour",
+		"org=org_1,plan=free", "key=key_1,plan=free",
+		"org=org_1,plan=free,window=hour", "key=key_1,plan=free,window=hour",
 	}
 	for _, tc := range []struct {
 		name string
