@@ -6,18 +6,27 @@
 #   and the effective action of every detection. Query:
 #   data.aegis.authz.decision. Input and decision are described in the Go
 #   package doc of policy; the data schema in policy/data/plans.yaml.
+#
+#   It runs on every request that the engine's memo has not seen (for one,
+#   every new set of detection lines), so it is written for OPA's evaluator:
+#   a request that is allowed is decided in one rule body that reads each
+#   rule and data document once into a local variable (every reference to a
+#   rule costs an index lookup, even when its value is cached); the deny
+#   reasons are looked at only when that body fails.
 package aegis.authz
 
 # ---------------------------------------------------------------- request
 
 operation := data.operations[input.request.operation]
 
-# Credits this request costs (0 for operations that are not metered).
-credits := c if {
-	c := operation.credits
-} else := 0
+# Limits apply to live traffic of metered operations (credits > 0) only:
+# test-mode traffic is counted apart and never against the plan.
+default limits_apply := false
 
-metered if credits > 0
+limits_apply if {
+	input.key.mode == "live"
+	operation.credits > 0
+}
 
 # ---------------------------------------------------------------- plan
 
@@ -35,19 +44,16 @@ plan_label := p if {
 
 plan := data.plans[plan_name]
 
-seats := n if {
-	n := data.orgs[input.org.id].seats
-} else := 1
-
+# The plan's monthly credits, times the org's seats on a per-seat plan.
 credit_allowance := a if {
 	plan.credits_per_seat
 	plan.credits_per_month >= 0
 	a := plan.credits_per_month * seats
 } else := plan.credits_per_month
 
-rate_limit := {"per_minute": plan.rate_limits.per_minute, "per_hour": plan.rate_limits.per_hour} if {
-	plan
-} else := {"per_minute": 0, "per_hour": 0}
+seats := n if {
+	n := data.orgs[input.org.id].seats
+} else := 1
 
 # ---------------------------------------------------------------- models
 
@@ -81,70 +87,54 @@ class_matches(k) if {
 	glob.match(p, null, model)
 }
 
-model_allowed if "*" in plan.models
+# model_allowed(classes) holds when a plan allowing these model classes
+# takes the request's model (a request without a model has no model check).
+model_allowed(_) if input.request.model == ""
 
-model_allowed if model_class in plan.models
+model_allowed(classes) if "*" in classes
+
+model_allowed(classes) if model_class in classes
 
 # ---------------------------------------------------------------- limits
 
-# Test-mode traffic is counted apart and never against the plan.
-limits_apply if {
-	input.key.mode == "live"
-	metered
-}
-
-over_requests if {
-	limits_apply
-	plan.requests_per_month >= 0
-	input.org.usage.requests >= plan.requests_per_month
-}
-
-over_credits if {
-	limits_apply
-	credit_allowance >= 0
-	input.org.usage.credits + credits > credit_allowance
-}
-
-# The usage ranges within which the decision stays the same when nothing
-# but the usage changes (the decision's usage_window; the engine reuses a
-# decision only while the usage lies within it). over_requests and
-# over_credits above are the only reads of input.org.usage: keep it so, or
-# widen nothing here without a test in policy/memo_test.go.
-usage_window := {"requests": requests_window, "credits": credits_window}
-
-requests_window := [plan.requests_per_month, null] if {
-	over_requests
-} else := [null, plan.requests_per_month - 1] if {
-	limits_apply
-	plan.requests_per_month >= 0
+# The usage window of one monthly counter: the inclusive range of the
+# counter within which the decision stays the same when nothing but the
+# usage changes (the decision's usage_window; the engine reuses a decision
+# only while the usage lies within it). A request is over a limit when the
+# counter so far is above limit - cost ([limit - cost + 1, null]); within it
+# otherwise ([null, limit - cost]); a limit of -1 is unlimited ([null,
+# null]), as is a request the limits do not apply to. For requests the cost
+# is 1 (usage.requests >= requests_per_month is over); for credits it is
+# the request's credits. These two calls are the only reads of
+# input.org.usage: keep it so, or widen nothing here without a test in
+# policy/memo_test.go.
+window(applies, limit, cost, used) := [(limit - cost) + 1, null] if {
+	applies
+	limit >= 0
+	used > limit - cost
+} else := [null, limit - cost] if {
+	applies
+	limit >= 0
 } else := [null, null]
 
-credits_window := [(credit_allowance - credits) + 1, null] if {
-	over_credits
-} else := [null, credit_allowance - credits] if {
-	limits_apply
-	credit_allowance >= 0
-} else := [null, null]
+usage_window := {
+	"requests": window(limits_apply, plan.requests_per_month, 1, input.org.usage.requests),
+	"credits": window(limits_apply, credit_allowance, operation.credits, input.org.usage.credits),
+} if {
+	plan
+	operation
+} else := {"requests": [null, null], "credits": [null, null]}
 
-default overage := false
-
-# Paid plans may go over their allowance: allowed, and counted as overage.
-overage if {
-	over_requests
-	not plan.hard_cap
-}
-
-overage if {
-	over_credits
-	not plan.hard_cap
-}
+# A window with a lower bound is one the usage is over.
+over(w) if w[0] != null
 
 # ---------------------------------------------------------------- detections
 
 # A detection's effective action: its rule's entry in data, else its custom
 # rule's action, else its category's entry, else the engine's default
-# action, else tokenize. The maps are built once per decision, then looked
-# up per detection with object.get (cheaper than a function per detection).
+# action, else tokenize. The maps are built once per decision and read into
+# locals before the loop (a rule referenced inside the loop would be looked
+# up once per detection).
 rule_actions := object.union(custom_rule_actions, r) if {
 	r := data.detections.rules
 } else := custom_rule_actions
@@ -159,14 +149,79 @@ category_actions := c if {
 } else := {}
 
 detections := [{"rule": d.rule, "category": d.category, "line": d.line, "action": action} |
+	rules := rule_actions
+	cats := category_actions
 	some d in input.detections
-	action := object.get(rule_actions, d.rule, object.get(category_actions, d.category, object.get({"": "tokenize"}, d.action, d.action)))
+	action := object.get(rules, d.rule, object.get(cats, d.category, object.get({"": "tokenize"}, d.action, d.action)))
 ]
 
 blocked := [{"rule": d.rule, "category": d.category, "line": d.line} |
 	some d in detections
 	d.action == "block"
 ]
+
+# ---------------------------------------------------------------- allow
+
+# An allowed request: every check of the deny chain below passes. This is
+# the common case, decided in one body.
+decision := {
+	"allow": true,
+	"status": 200,
+	"code": "",
+	"message": "",
+	"headers": headers(p, overage),
+	"detections": dets,
+	"blocked": [],
+	"credits": op.credits,
+	"overage": overage,
+	"plan": p,
+	"rate_limit": pl.rate_limits,
+	"usage_window": windows,
+} if {
+	op := operation
+	input.key.status == "active"
+	op.scope in input.key.scopes
+	p := plan_name
+	pl := data.plans[p]
+	model_allowed(pl.models)
+	windows := usage_window
+	not hard_capped(pl, windows)
+	dets := detections
+	not blocking(dets)
+	overage := over_allowance(pl, windows)
+} else := denied
+
+hard_capped(pl, windows) if {
+	pl.hard_cap
+	over(windows.requests)
+}
+
+hard_capped(pl, windows) if {
+	pl.hard_cap
+	over(windows.credits)
+}
+
+blocking(dets) if {
+	some d in dets
+	d.action == "block"
+}
+
+# Paid plans may go over their allowance: allowed, and counted as overage.
+default over_allowance(_, _) := false
+
+over_allowance(pl, windows) if {
+	not pl.hard_cap
+	over(windows.requests)
+}
+
+over_allowance(pl, windows) if {
+	not pl.hard_cap
+	over(windows.credits)
+}
+
+headers(label, true) := {"x-aegis-plan": label, "x-aegis-overage": "true"}
+
+headers(label, false) := {"x-aegis-plan": label}
 
 # ---------------------------------------------------------------- deny
 
@@ -195,20 +250,19 @@ deny := {
 	"status": 403, "code": "FORBIDDEN",
 	"message": sprintf("model %s is not available on the %s plan, which allows %s models", [input.request.model, plan_name, concat(" and ", plan.models)]),
 } if {
-	model
-	not model_allowed
+	not model_allowed(plan.models)
 } else := {
 	"status": 403, "code": "PLAN_LIMIT_REACHED",
 	"message": sprintf("the %s plan's monthly allowance of %d requests is used up; it renews on the first day of next month (UTC), or upgrade the plan", [plan_name, plan.requests_per_month]),
 } if {
-	over_requests
 	plan.hard_cap
+	over(usage_window.requests)
 } else := {
 	"status": 403, "code": "PLAN_LIMIT_REACHED",
 	"message": sprintf("the %s plan's monthly allowance of %d credits is used up; it renews on the first day of next month (UTC), or upgrade the plan", [plan_name, credit_allowance]),
 } if {
-	over_credits
 	plan.hard_cap
+	over(usage_window.credits)
 } else := {
 	"status": 403, "code": "FORBIDDEN",
 	"message": sprintf("request blocked by policy: %d detection(s) with the block action (%s); the values were not sent", [count(blocked), blocked_text]),
@@ -218,18 +272,22 @@ deny := {
 
 blocked_text := concat("; ", [sprintf("rule %s, category %s, line %d", [b.rule, b.category, b.line]) | some b in blocked])
 
-# ---------------------------------------------------------------- decision
+rate_limit := {"per_minute": plan.rate_limits.per_minute, "per_hour": plan.rate_limits.per_hour} if {
+	plan
+} else := {"per_minute": 0, "per_hour": 0}
 
-headers := {"x-aegis-plan": plan_label, "x-aegis-overage": "true"} if {
-	overage
-} else := {"x-aegis-plan": plan_label}
+# The headers of a denial still say whether the plan is over its allowance.
+plan_overage := over_allowance(plan, usage_window) if {
+	plan
+} else := false
 
-decision := {
+# A denied request: no credits, no overage.
+denied := {
 	"allow": false,
 	"status": d.status,
 	"code": d.code,
 	"message": d.message,
-	"headers": headers,
+	"headers": headers(plan_label, plan_overage),
 	"detections": detections,
 	"blocked": blocked,
 	"credits": 0,
@@ -239,21 +297,4 @@ decision := {
 	"usage_window": usage_window,
 } if {
 	d := deny
-}
-
-decision := {
-	"allow": true,
-	"status": 200,
-	"code": "",
-	"message": "",
-	"headers": headers,
-	"detections": detections,
-	"blocked": [],
-	"credits": credits,
-	"overage": overage,
-	"plan": plan_label,
-	"rate_limit": rate_limit,
-	"usage_window": usage_window,
-} if {
-	not deny
 }
