@@ -13,10 +13,6 @@ import (
 	coordv1 "github.com/takumo/aegis/api/takumo/coordinator/v1"
 )
 
-// drainTimeout is how long Run, when its context ends, waits for the
-// coordinator to store and acknowledge the events already sent.
-const drainTimeout = 2 * time.Second
-
 // auditBuffer holds audit events from Audit until the coordinator
 // acknowledges them. Sequence numbers are reserved on disk (audit.seq) a
 // block ahead of use, so a restart starts past every number the previous
@@ -184,7 +180,7 @@ func (c *Client) auditLoop(ctx context.Context, api coordv1.CoordinatorServiceCl
 }
 
 // shipOnce runs one ShipAudit stream. When ctx ends it closes its side and
-// waits up to drainTimeout for the coordinator's last acknowledgement.
+// waits up to Options.DrainTimeout for the coordinator's last acknowledgement.
 func (c *Client) shipOnce(ctx context.Context, api coordv1.CoordinatorServiceClient, bo *backoffState) error {
 	b := c.audit
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -212,7 +208,7 @@ func (c *Client) shipOnce(ctx context.Context, api coordv1.CoordinatorServiceCli
 		if len(batch) > 0 {
 			if err := stream.Send(&coordv1.ShipAuditRequest{Events: batch}); err != nil {
 				// The stream broke; Recv has the reason.
-				t := time.AfterFunc(drainTimeout, cancel)
+				t := time.AfterFunc(c.opt.DrainTimeout, cancel)
 				err := <-ended
 				t.Stop()
 				return streamErr(err)
@@ -228,7 +224,7 @@ func (c *Client) shipOnce(ctx context.Context, api coordv1.CoordinatorServiceCli
 			return streamErr(err)
 		case <-ctx.Done():
 			_ = stream.CloseSend()
-			t := time.AfterFunc(drainTimeout, cancel)
+			t := time.AfterFunc(c.opt.DrainTimeout, cancel)
 			err := <-ended
 			t.Stop()
 			if !errors.Is(err, io.EOF) {

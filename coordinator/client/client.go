@@ -22,18 +22,29 @@
 // yes without a key match. Under fail_closed (the default) it fails with
 // ErrNotReady, which is not a keys.AuthError (the ext_proc server answers
 // 503), while there has never been a snapshot, or while the client is not
-// in sync and the last time it was is older than Grace. Under fail_open it
+// in sync and the last time it was (for a snapshot.pb loaded at start, the
+// file's modification time) is older than Grace. Under fail_open it
 // serves on the last snapshot, loaded from snapshot.pb at New, whatever
 // its age. Neither mode touches tokenization.
 //
 // # Reconnects
 //
-// Every call is retried with exponential backoff and full jitter
-// (MinBackoff … MaxBackoff). A join key the coordinator refuses (unknown,
-// revoked, malformed) is not retried sooner than MaxBackoff, with an error
-// log each time, so a fleet with a revoked key does not storm Register.
-// A credential the coordinator no longer knows, or one whose join key was
+// The Sync and ShipAudit streams are reopened with exponential backoff and
+// full jitter (MinBackoff … MaxBackoff); a failed health report waits for
+// the next tick. A join key the coordinator refuses (unknown, revoked,
+// malformed) is not tried again sooner than MaxBackoff, with an error log
+// each time, so a fleet with a revoked key does not storm Register. A
+// credential the coordinator no longer knows, or one whose join key was
 // revoked, sends the client back to Register.
+//
+// # Audit
+//
+// Audit never waits on the network: events wait in a bounded buffer (AuditBuffer; when
+// full, the new event is dropped and counted by Dropped) until the
+// coordinator acknowledges them, and are resent on a new stream after a
+// reconnect; the coordinator stores each (gateway, seq) once. The buffer is
+// memory only: when Run ends it waits up to DrainTimeout for the last
+// acknowledgement, and what a crash leaves unacknowledged is lost.
 package client
 
 import (
@@ -67,11 +78,12 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultGrace       = 10 * time.Minute
-	DefaultAuditBuffer = 100_000
-	DefaultAuditBatch  = 500
-	DefaultMinBackoff  = 100 * time.Millisecond
-	DefaultMaxBackoff  = 30 * time.Second
+	DefaultGrace        = 10 * time.Minute
+	DefaultAuditBuffer  = 100_000
+	DefaultAuditBatch   = 500
+	DefaultDrainTimeout = 5 * time.Second
+	DefaultMinBackoff   = 100 * time.Millisecond
+	DefaultMaxBackoff   = 30 * time.Second
 	// seqBlock is how far ahead of use the audit sequence is reserved on
 	// disk.
 	seqBlock = 10_000
@@ -120,6 +132,10 @@ type Options struct {
 	// AuditBatch is the most events sent in one ShipAudit message (default
 	// 500).
 	AuditBatch int
+	// DrainTimeout is how long Run, when its context ends, waits for the
+	// coordinator to store and acknowledge the audit events already sent
+	// (default 5 s); what is not acknowledged by then is lost.
+	DrainTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect backoff (defaults
 	// 100 ms and 30 s).
 	MinBackoff, MaxBackoff time.Duration
@@ -206,6 +222,9 @@ func New(opt Options) (*Client, error) {
 	}
 	if opt.AuditBatch <= 0 {
 		opt.AuditBatch = DefaultAuditBatch
+	}
+	if opt.DrainTimeout <= 0 {
+		opt.DrainTimeout = DefaultDrainTimeout
 	}
 	if opt.MinBackoff <= 0 {
 		opt.MinBackoff = DefaultMinBackoff

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	coordv1 "github.com/takumo/aegis/api/takumo/coordinator/v1"
+	"github.com/takumo/aegis/coordinator"
 	"github.com/takumo/aegis/coordinator/store"
 	"github.com/takumo/aegis/keys"
 )
@@ -172,5 +173,40 @@ func TestBackoff(t *testing.T) {
 	b.reset()
 	if d := b.next(); d > b.min {
 		t.Fatalf("after reset: %v > %v", d, b.min)
+	}
+}
+
+func TestAuditDrainAtShutdown(t *testing.T) {
+	// The coordinator stores only when a batch fills or the gateway closes
+	// its side: events still buffered at shutdown reach it through the drain.
+	co := newCoord(t, func(o *coordinator.Options) { o.AuditFlush = time.Hour; o.AuditBatch = 100_000 })
+	jk, _ := co.joinKey(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Storing thousands of events on SQLite is slow under the race detector.
+	c := newClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: dir, DrainTimeout: time.Minute})
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, 10*time.Second, "sync", c.Ready)
+	const n = 6000 // past half a sequence block: Run's writer extends the reservation
+	for range n {
+		c.Audit(&coordv1.AuditEvent{RequestId: "r", Time: timestamppb.Now()})
+	}
+	waitFor(t, 10*time.Second, "the reservation extended in the background", func() bool {
+		hw, err := readSeq(dir)
+		return err == nil && hw >= n+seqBlock/2
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	id, err := readIdentity(dir)
+	if err != nil || id == nil {
+		t.Fatal(id, err)
+	}
+	got, err := co.st.AuditCount(context.Background(), id.GatewayID)
+	if err != nil || got != n || c.Buffered() != 0 {
+		t.Fatalf("stored %d (%v), buffered %d; want %d stored at shutdown", got, err, c.Buffered(), n)
 	}
 }

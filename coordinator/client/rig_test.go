@@ -58,7 +58,7 @@ func newCoord(t *testing.T, mod func(*coordinator.Options)) *coord {
 func (c *coord) start() {
 	c.t.Helper()
 	opt := coordinator.Options{Store: c.st, Debounce: 50 * time.Millisecond, Poll: 50 * time.Millisecond,
-		AuditFlush: 50 * time.Millisecond}
+		AuditFlush: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testWriter{c.t}, nil)).With("side", "coordinator")}
 	if c.mod != nil {
 		c.mod(&opt)
 	}
