@@ -879,6 +879,7 @@ func (p *processor) finish() {
 		attrs = append(attrs, slog.Int("rehydrated", stats.Replaced), slog.Int("unknown_tokens", stats.Unknown))
 	}
 	p.s.log.LogAttrs(p.ctx, slog.LevelInfo, "request", attrs...)
+	p.audit(dur)
 	if p.meter {
 		p.recordUsage()
 	}

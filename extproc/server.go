@@ -80,6 +80,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Mode is the mode the gateway serves; "" means ModeTest.
 	Mode Mode
+	// Audit, when set, receives one AuditRecord per finished exchange
+	// (metadata only), from the stream's goroutine: it must not block.
+	Audit func(AuditRecord)
 	// Logger receives one JSON-able record per request (never a value or a
 	// key); nil discards.
 	Logger *slog.Logger
