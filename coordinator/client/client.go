@@ -334,7 +334,7 @@ func (c *Client) Dropped() uint64 { return c.audit.dropped.Load() }
 // Run registers when gateway.json holds no identity for the join key,
 // then syncs, reports health and ships audit events until ctx ends. It
 // returns nil when ctx ends, an error only for a problem retrying cannot
-// fix (the data dir cannot be written).
+// fix (the data dir cannot be written). Call it once.
 func (c *Client) Run(ctx context.Context) error {
 	dial := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -354,6 +354,9 @@ func (c *Client) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	bg.Go(func() { c.audit.reserveLoop(ctx) })
+	// Sessions refused one after another (a coordinator that registers a
+	// gateway and then refuses it) back off too.
+	refusals := c.newBackoff()
 	for ctx.Err() == nil {
 		id, err := c.identity(ctx, api)
 		if err != nil {
@@ -362,10 +365,19 @@ func (c *Client) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := c.session(ctx, api, id); err != nil && ctx.Err() == nil {
-			c.log.Warn("coordinator client: the coordinator refused the gateway credential; registering again",
-				"gateway_id", id.GatewayID, "err", err)
-			c.forget(id)
+		began := time.Now()
+		err = c.session(ctx, api, id)
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		c.log.Warn("coordinator client: the coordinator refused the gateway credential; registering again",
+			"gateway_id", id.GatewayID, "err", err)
+		c.forget(id)
+		if time.Since(began) > c.opt.MaxBackoff {
+			refusals.reset()
+		}
+		if !sleep(ctx, refusals.next()) {
+			return nil
 		}
 	}
 	return nil
