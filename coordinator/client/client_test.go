@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -388,10 +389,12 @@ func TestFiles(t *testing.T) {
 	jk, _ := co.joinKey(t)
 	raw := co.key(t, "key_a", "org_a")
 	dir := t.TempDir()
+	var logs lockedBuffer
 	func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		c := newClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: dir})
+		c := newClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: dir,
+			Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		done := make(chan error, 1)
 		go func() { done <- c.Run(ctx) }()
 		waitFor(t, 10*time.Second, "sync", c.Ready)
@@ -415,6 +418,18 @@ func TestFiles(t *testing.T) {
 			}
 		}
 	}
+	id, err := readIdentity(dir)
+	if err != nil || id == nil {
+		t.Fatal(id, err)
+	}
+	for _, secret := range []string{raw[len("tk_live_"):], jk[len("jk_"):], id.Credential[len("gwc_"):]} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatal("the logs hold a secret")
+		}
+	}
+	if !strings.Contains(logs.String(), id.GatewayID) {
+		t.Fatalf("the logs do not name the gateway:\n%s", logs.String())
+	}
 	for _, f := range []string{identityFile, snapshotFile} {
 		t.Run("lax "+f, func(t *testing.T) {
 			lax := t.TempDir()
@@ -428,6 +443,23 @@ func TestFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestAuditOverflow(t *testing.T) {
