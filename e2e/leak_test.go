@@ -60,7 +60,10 @@ func TestLogsAndMetricsHoldNoSecret(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	if !strings.Contains(string(metrics), "aegis_") {
+	// A scrape that fails (say, two instruments exporting one name) is a
+	// 500 whose error text also says "aegis_": check the status first.
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(metrics), "aegis_requests_total") ||
+		!strings.Contains(string(metrics), "aegis_gateway_requests_total") {
 		t.Fatalf("/metrics has no aegis_ series:\n%.500s", metrics)
 	}
 	g.stop()

@@ -98,8 +98,12 @@
 //   - The ext_proc connection is the caller's; ExtProcDialOptions raises
 //     gRPC's 4 MiB message limit to fit MaxBodyBytes (the ext_proc server
 //     must raise MaxRecvMsgSize too, or large bodies fail closed with 500).
-//   - Observability: aegis_requests_total{status,provider},
-//     aegis_request_duration_seconds, aegis_upstream_errors_total{kind},
+//   - Observability: aegis_gateway_requests_total{status,provider},
+//     aegis_gateway_request_duration_seconds,
+//     aegis_gateway_upstream_errors_total{kind} (prefixed, because the
+//     ext_proc server in the same process exports the reference names
+//     aegis_requests_total etc. for the same requests, as it does behind
+//     Envoy, and one Prometheus scrape cannot hold a name twice),
 //     aegis_rate_limit_checks_total{result} and
 //     aegis_extproc_failures_total{kind} through the OTel MeterProvider
 //     (Prometheus text on /metrics); one span per request with a child span

@@ -626,7 +626,7 @@ func TestRateLimit429(t *testing.T) {
 		t.Errorf("upstream got %d requests, want 2", up.count())
 	}
 	m := scrapeMetrics(t, h)
-	if !strings.Contains(m, `aegis_rate_limit_checks_total{result="over_limit"} 1`) || !strings.Contains(m, `aegis_requests_total{provider="none",status="429"} 1`) {
+	if !strings.Contains(m, `aegis_rate_limit_checks_total{result="over_limit"} 1`) || !strings.Contains(m, `aegis_gateway_requests_total{provider="none",status="429"} 1`) {
 		t.Errorf("metrics:\n%s", m)
 	}
 }
@@ -649,7 +649,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Errorf("probe path %q", p)
 	}
 	m := scrapeMetrics(t, h)
-	for _, name := range []string{"aegis_requests_total", "aegis_request_duration_seconds"} {
+	for _, name := range []string{"aegis_gateway_requests_total", "aegis_gateway_request_duration_seconds"} {
 		if !strings.Contains(m, name) {
 			t.Errorf("metric %s missing:\n%s", name, m)
 		}

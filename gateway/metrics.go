@@ -50,15 +50,15 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	m := mp.Meter("github.com/takumo/aegis/gateway")
 	var in instruments
 	var err error
-	if in.requests, err = m.Int64Counter("aegis_requests", metric.WithDescription("HTTP requests served by the gateway, by status and provider.")); err != nil {
+	if in.requests, err = m.Int64Counter("aegis_gateway_requests", metric.WithDescription("HTTP requests served by the gateway front, by status and provider (the ext_proc server counts them as aegis_requests_total).")); err != nil {
 		return nil, fmt.Errorf("metric: %w", err)
 	}
-	if in.duration, err = m.Float64Histogram("aegis_request_duration", metric.WithUnit("s"),
+	if in.duration, err = m.Float64Histogram("aegis_gateway_request_duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from request arrival to the end of the response."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)); err != nil {
 		return nil, fmt.Errorf("metric: %w", err)
 	}
-	if in.upstreamErrors, err = m.Int64Counter("aegis_upstream_errors", metric.WithDescription("Upstream exchanges that failed (connect, timeout, reset).")); err != nil {
+	if in.upstreamErrors, err = m.Int64Counter("aegis_gateway_upstream_errors", metric.WithDescription("Upstream exchanges that failed (connect, timeout, reset).")); err != nil {
 		return nil, fmt.Errorf("metric: %w", err)
 	}
 	if in.rateChecks, err = m.Int64Counter("aegis_rate_limit_checks", metric.WithDescription("Rate-limit checks by result (ok, over_limit, error).")); err != nil {
