@@ -277,6 +277,19 @@ func readDecision(v ast.Value, nDetections int) (Decision, error) {
 	return out, nil
 }
 
+// readLinesCopied reads the decision's optional detection_lines: "copied"
+// states that the decision depends on the detections' lines only by
+// copying each input line into detections[i].line (and blocked[j].line),
+// so the same decision holds for any other lines, copied alike.
+func readLinesCopied(v ast.Value) bool {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return false
+	}
+	s, ok := doc{obj: obj, path: "decision"}.get("detection_lines").(ast.String)
+	return ok && string(s) == "copied"
+}
+
 // readUsageWindow reads the decision's optional usage_window: {"requests":
 // [min, max], "credits": [min, max]}, inclusive bounds of
 // input.org.usage.requests and input.org.usage.credits within which the

@@ -250,16 +250,17 @@ func (g *generation) decide(ctx context.Context, in *Input) (Decision, error) {
 			return d, nil
 		}
 	}
-	d, w, err := g.eval(ctx, in)
+	d, h, err := g.eval(ctx, in)
 	if err == nil && mo != nil {
-		mo.store(in, d, w)
+		mo.store(in, d, h)
 	}
 	return d, err
 }
 
-// eval evaluates in under this generation, without the memo. The window
-// is the usage window the policy stated, if any.
-func (g *generation) eval(ctx context.Context, in *Input) (Decision, *usageWindow, error) {
+// eval evaluates in under this generation, without the memo. The hints
+// are what the policy stated about the decision's dependence on the usage
+// and the detection lines (memo.go).
+func (g *generation) eval(ctx context.Context, in *Input) (Decision, memoHints, error) {
 	// OPA's default is a goroutine per evaluation that waits for ctx to be
 	// done; context.AfterFunc gives the same cancellation without one.
 	cancel := topdown.NewCancel()
@@ -274,24 +275,24 @@ func (g *generation) eval(ctx context.Context, in *Input) (Decision, *usageWindo
 		rego.EvalEarlyExit(true))
 	stop()
 	if err != nil {
-		return Decision{}, nil, fmt.Errorf("%w: evaluate: %w", ErrNoDecision, err)
+		return Decision{}, memoHints{}, fmt.Errorf("%w: evaluate: %w", ErrNoDecision, err)
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return Decision{}, nil, fmt.Errorf("%w: %s is undefined for this input", ErrNoDecision, decisionQuery)
+		return Decision{}, memoHints{}, fmt.Errorf("%w: %s is undefined for this input", ErrNoDecision, decisionQuery)
 	}
 	v, ok := rs[0].Expressions[0].Value.(ast.Value)
 	if !ok {
-		return Decision{}, nil, fmt.Errorf("%w: unexpected result type %T", ErrNoDecision, rs[0].Expressions[0].Value)
+		return Decision{}, memoHints{}, fmt.Errorf("%w: unexpected result type %T", ErrNoDecision, rs[0].Expressions[0].Value)
 	}
 	d, err := readDecision(v, len(in.Detections))
 	if err != nil {
-		return Decision{}, nil, fmt.Errorf("%w: %w", ErrNoDecision, err)
+		return Decision{}, memoHints{}, fmt.Errorf("%w: %w", ErrNoDecision, err)
 	}
 	w, err := readUsageWindow(v)
 	if err != nil {
-		return Decision{}, nil, fmt.Errorf("%w: %w", ErrNoDecision, err)
+		return Decision{}, memoHints{}, fmt.Errorf("%w: %w", ErrNoDecision, err)
 	}
-	return d, w, nil
+	return d, memoHints{window: w, linesCopied: readLinesCopied(v)}, nil
 }
 
 // Decide asks the policy about one request. An error wraps ErrNoDecision

@@ -22,13 +22,16 @@ import (
 //     store), and SetData replaces the generation's memo after it has
 //     written the store, so a decision computed from older data can only
 //     be stored into a memo nobody reads any more.
+//
 //   - The key holds every input field the policy's modules read, found by
 //     walking every reference to input in the compiled modules (a reference
 //     that is not a fixed path, or input as a whole, makes every field part
 //     of the key). Fields the policy never reads cannot change its result.
+//
 //   - A policy that calls a nondeterministic builtin (time.now_ns,
 //     http.send, rand.intn, …: ast.Builtin.Nondeterministic) gets no memo:
 //     its result may change with nothing in the input changing.
+//
 //   - The organization's monthly usage changes with nearly every request,
 //     so keying on it would make the memo useless. A policy may instead
 //     state, in its decision's optional usage_window, the inclusive ranges
@@ -37,6 +40,17 @@ import (
 //     does (its only reads of the usage are the two limit comparisons). An
 //     entry is used only while the usage lies in its window. Without a
 //     window, the usage values themselves are part of the key.
+//
+//   - Detection lines differ in nearly every request (they are where the
+//     secret sits in the prompt), so keying on them would make the memo
+//     miss on almost all real traffic. A policy may state, with the
+//     decision's detection_lines: "copied", that it reads the lines only
+//     to copy each into detections[i].line; such a decision is stored
+//     under a key without lines, and a hit gets the request's own lines
+//     copied in. Only decisions with nothing blocked are stored so (a
+//     block's message quotes lines). The embedded policy states it on the
+//     allow path; TestMemoLinesCopied checks, over random lines, that a
+//     hit equals a fresh evaluation.
 //
 // The decision id, the decision log record and the metrics are made per
 // call as before; only the policy evaluation is skipped.
@@ -53,6 +67,13 @@ const memoMaxEntries = 1 << 14
 type memoEntry struct {
 	d      Decision // ID empty; never handed out without copying
 	window usageWindow
+}
+
+// memoHints are what a policy stated about one decision: its usage window
+// (nil: none) and whether it only copies the detection lines.
+type memoHints struct {
+	window      *usageWindow
+	linesCopied bool
 }
 
 // usageWindow is the inclusive range of each usage counter within which a
@@ -190,8 +211,9 @@ func refFields(r ast.Ref) inputFields {
 }
 
 // key appends the memo key of in to b: the fields the policy reads,
-// length-prefixed. The usage is included only when withUsage is set.
-func (mo *memo) key(b []byte, in *Input, withUsage bool) []byte {
+// length-prefixed. The usage is included only when withUsage is set, the
+// detection lines only when withLines is.
+func (mo *memo) key(b []byte, in *Input, withUsage, withLines bool) []byte {
 	f := mo.fields
 	str := func(s string) {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -249,46 +271,67 @@ func (mo *memo) key(b []byte, in *Input, withUsage bool) []byte {
 			str(d.Rule)
 			str(d.Category)
 			str(d.Action)
-			num(int64(d.Line))
+			if withLines {
+				num(int64(d.Line))
+			}
 		}
 	}
 	return b
 }
 
-// lookup returns the memoized decision for in, if any. Entries stored with
-// a usage window live under the key without usage ('w'); others under the
-// key with usage ('u').
+// The memo's key spaces: a key starts with one of these bytes, saying
+// which of the usage and the lines it holds.
+const (
+	spaceWindowNoLines = 'W' // usage window, lines copied
+	spaceWindow        = 'w' // usage window, lines in the key
+	spaceUsageNoLines  = 'U' // exact usage, lines copied
+	spaceUsage         = 'u' // exact usage, lines in the key
+)
+
+// lookup returns the memoized decision for in, if any.
 func (mo *memo) lookup(in *Input) (Decision, bool) {
 	var buf [256]byte
-	b := append(buf[:0], 'w')
-	b = mo.key(b, in, false)
 	mo.mu.RLock()
-	e := mo.m[string(b)]
-	if e == nil || !e.window.contains(in.Org.Usage) {
-		b = append(buf[:0], 'u')
-		b = mo.key(b, in, true)
-		e = mo.m[string(b)]
+	defer mo.mu.RUnlock()
+	for _, sp := range [...]byte{spaceWindowNoLines, spaceWindow, spaceUsageNoLines, spaceUsage} {
+		withUsage := sp == spaceUsage || sp == spaceUsageNoLines
+		withLines := sp == spaceWindow || sp == spaceUsage
+		e := mo.m[string(mo.key(append(buf[:0], sp), in, withUsage, withLines))]
+		if e == nil || (!withUsage && !e.window.contains(in.Org.Usage)) {
+			continue
+		}
+		d := e.d.clone()
+		if !withLines {
+			for i := range d.Detections {
+				d.Detections[i].Line = in.Detections[i].Line
+			}
+		}
+		return d, true
 	}
-	mo.mu.RUnlock()
-	if e == nil {
-		return Decision{}, false
-	}
-	return e.d.clone(), true
+	return Decision{}, false
 }
 
-// store keeps d, decided for in, with the usage window the policy stated
-// (nil: the decision is tied to the exact usage).
-func (mo *memo) store(in *Input, d Decision, w *usageWindow) {
+// store keeps d, decided for in, under the key space the policy's hints
+// allow.
+func (mo *memo) store(in *Input, d Decision, h memoHints) {
 	var buf [256]byte
-	var b []byte
 	e := &memoEntry{d: d.clone(), window: fullWindow}
-	if w != nil {
-		e.window = *w
-		b = mo.key(append(buf[:0], 'w'), in, false)
-	} else {
-		b = mo.key(append(buf[:0], 'u'), in, true)
+	withLines := !h.linesCopied || len(d.Blocked) > 0 || len(d.Detections) != len(in.Detections)
+	var sp byte
+	switch {
+	case h.window != nil && !withLines:
+		sp = spaceWindowNoLines
+	case h.window != nil:
+		sp = spaceWindow
+	case !withLines:
+		sp = spaceUsageNoLines
+	default:
+		sp = spaceUsage
 	}
-	k := string(b)
+	if h.window != nil {
+		e.window = *h.window
+	}
+	k := string(mo.key(append(buf[:0], sp), in, h.window == nil, withLines))
 	mo.mu.Lock()
 	if len(mo.m) >= memoMaxEntries {
 		clear(mo.m)

@@ -12,8 +12,11 @@ import (
 )
 
 // TestMemoAgreesWithEvaluation asks the embedded policy many random
-// requests, with the usage near every plan limit, and compares each
-// answer (memoized or not) with a fresh evaluation that bypasses the memo.
+// requests, with the usage near every plan limit and the detections on
+// random lines, and compares each answer (memoized or not) with a fresh
+// evaluation that bypasses the memo. It also checks the line-free memo
+// (detection_lines: "copied"): hits for requests whose lines were never
+// seen before must carry the request's own lines.
 func TestMemoAgreesWithEvaluation(t *testing.T) {
 	ctx := context.Background()
 	e := newTestEngine(t)
@@ -58,7 +61,10 @@ func TestMemoAgreesWithEvaluation(t *testing.T) {
 				Operation: pick("proxy", "proxy", "shield.read", "nope")},
 		}
 		if rng.IntN(3) == 0 {
-			in.Detections = dets[:1+rng.IntN(len(dets))]
+			in.Detections = append([]Detection(nil), dets[:1+rng.IntN(len(dets))]...)
+			for j := range in.Detections {
+				in.Detections[j].Line = 1 + rng.IntN(5000)
+			}
 		}
 		_, hit := g.memo.Load().lookup(&in)
 		if hit {
@@ -79,6 +85,26 @@ func TestMemoAgreesWithEvaluation(t *testing.T) {
 	}
 	if hits < 400 {
 		t.Fatalf("only %d of 4000 decisions came from the memo", hits)
+	}
+	// Hits with detections on fresh lines come from the line-free space.
+	in := input("pro", "claude-sonnet-4-5")
+	in.Detections = []Detection{{Rule: "aws-access-key-id", Category: "KEY", Action: "tokenize", Line: 7}}
+	if _, err := e.Decide(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	in.Detections[0].Line = 4242
+	d, hit := g.memo.Load().lookup(&in)
+	if !hit || d.Detections[0].Line != 4242 {
+		t.Fatalf("line-free memo: hit %v, decision %+v", hit, d)
+	}
+	// A decision with a block quotes lines in its message: never line-free.
+	in.Detections = []Detection{{Rule: "private-key", Category: "PKEY", Action: "tokenize", Line: 7}}
+	if d, err := e.Decide(ctx, in); err != nil || d.Allow {
+		t.Fatalf("block: %+v %v", d, err)
+	}
+	in.Detections[0].Line = 8
+	if d, hit := g.memo.Load().lookup(&in); hit {
+		t.Fatalf("a blocking decision was reused for other lines: %+v", d)
 	}
 }
 

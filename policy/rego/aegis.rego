@@ -177,6 +177,9 @@ decision := {
 	"plan": p,
 	"rate_limit": pl.rate_limits,
 	"usage_window": windows,
+	# The lines are only copied into detections (memo.go): the engine may
+	# reuse this decision for the same request with other lines.
+	"detection_lines": "copied",
 } if {
 	op := operation
 	input.key.status == "active"
