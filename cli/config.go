@@ -111,6 +111,16 @@ type serverConfig struct {
 	UpstreamTimeout time.Duration
 	ShutdownTimeout time.Duration
 
+	// CoordinatorURL is the coordinator's gRPC address (host:port); when
+	// set, keys, orgs and policy data come from it (JoinKey registers,
+	// environment or file only, secret), audit events and usage go to it,
+	// and DataDir keeps the last snapshot for FailMode (fail_closed or
+	// fail_open, DESIGN §8).
+	CoordinatorURL string
+	JoinKey        string
+	DataDir        string
+	FailMode       string
+
 	Dev bool
 	// DevKey is TAKUMO_DEV_KEY (environment only). Secret.
 	DevKey string
@@ -134,12 +144,12 @@ func (c *serverConfig) String() string {
 	}
 	return fmt.Sprintf("listen_addr=%s extproc_addr=%q mode=%s max_body_bytes=%d max_vault_entries=%d "+
 		"max_concurrent_sessions=%d log_format=%s rate_limit_per_key=%d rate_limit_per_org=%d "+
-		"ratelimit_service=%q ratelimit_fail_mode=%s "+
+		"ratelimit_service=%q ratelimit_fail_mode=%s coordinator_url=%q join_key=%s data_dir=%q fail_mode=%s "+
 		"anthropic_url=%s openai_url=%s mistral_url=%s gemini_url=%s anthropic_api_key=%s "+
 		"openai_api_key=%s mistral_api_key=%s gemini_api_key=%s api_keys=%d dev=%t",
 		c.ListenAddr, c.ExtProcAddr, c.Mode, c.MaxBodyBytes, c.MaxVaultEntries,
 		c.MaxConcurrentSessions, c.LogFormat, c.RateLimitPerKey, c.RateLimitPerOrg,
-		c.RateLimitService, c.RateLimitFailMode,
+		c.RateLimitService, c.RateLimitFailMode, c.CoordinatorURL, n(c.JoinKey), c.DataDir, c.FailMode,
 		c.AnthropicURL, c.OpenAIURL, c.MistralURL, c.GeminiURL, n(c.AnthropicKey),
 		n(c.OpenAIKey), n(c.MistralKey), n(c.GeminiKey), len(c.APIKeys), c.Dev)
 }
@@ -349,6 +359,29 @@ func serverSettings() []setting {
 		{key: "ratelimit_fail_mode", cmds: forGateway,
 			usage: "when the rate-limit service fails: open (let requests through, Envoy's default) or closed (503) (`MODE`)",
 			set:   setOneOf(func(c *serverConfig) *string { return &c.RateLimitFailMode }, "open", "closed")},
+		{key: "coordinator_url", cmds: forBoth,
+			usage: "coordinator gRPC `ADDR` (host:port): keys, orgs and policy come from it; needs TAKUMO_JOIN_KEY",
+			set: func(c *serverConfig, v string) error {
+				if host, port, err := net.SplitHostPort(v); err != nil || host == "" || port == "" {
+					return fmt.Errorf("%q is not host:port", v)
+				}
+				c.CoordinatorURL = v
+				return nil
+			}},
+		{key: "join_key", flag: "-", secret: true, cmds: forBoth,
+			set: func(c *serverConfig, v string) error {
+				if !strings.HasPrefix(v, "jk_") || len(v) != 67 {
+					return errors.New("not a join key (jk_ and 64 lowercase hex; value not shown)")
+				}
+				c.JoinKey = v
+				return nil
+			}},
+		{key: "data_dir", cmds: forBoth,
+			usage: "`DIR` for the coordinator registration, the last snapshot and the audit sequence (with --coordinator-url)",
+			set:   setString(func(c *serverConfig) *string { return &c.DataDir })},
+		{key: "fail_mode", cmds: forBoth,
+			usage: "without a current snapshot from the coordinator: fail_closed (503) or fail_open (serve the cached snapshot) (`MODE`)",
+			set:   setOneOf(func(c *serverConfig) *string { return &c.FailMode }, "fail_closed", "fail_open")},
 		{key: "upstream_timeout", kind: kindDuration, cmds: forGateway,
 			usage: "wait at most `DURATION` for a provider's response headers (then 504)",
 			set:   setDuration(func(c *serverConfig) *time.Duration { return &c.UpstreamTimeout })},
@@ -570,6 +603,8 @@ func defaultServerConfig(cmd serverCmd) *serverConfig {
 		LogFormat:         defaultLogFormat,
 		RateLimitPerKey:   defaultRateLimitKey,
 		RateLimitFailMode: "open",
+		DataDir:           "data",
+		FailMode:          "fail_closed",
 		UpstreamTimeout:   defaultUpstreamTimout,
 		ShutdownTimeout:   defaultShutdown,
 		set:               map[string]bool{},

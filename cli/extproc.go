@@ -74,8 +74,8 @@ func usageOrRun(cmd *cobra.Command, err error) error {
 
 func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 	logger := newServerLogger(cfg, a.stderr)
-	if len(cfg.APIKeys) == 0 {
-		return errors.New("extproc: no Takumo API key configured (set TAKUMO_API_KEYS or api_keys in --config)")
+	if len(cfg.APIKeys) == 0 && cfg.CoordinatorURL == "" {
+		return errors.New("extproc: no Takumo API key configured (set TAKUMO_API_KEYS or api_keys in --config, or TAKUMO_COORDINATOR_URL and TAKUMO_JOIN_KEY)")
 	}
 	srv, err := a.newExtProcServer(cfg, nil, logger, nil)
 	if err != nil {
@@ -192,11 +192,32 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 	if plan == "" {
 		plan = extproc.DefaultPlan
 	}
+	var (
+		keyStore extproc.KeyStore = keys
+		orgPlan                   = func(string) string { return plan }
+		audit    func(extproc.AuditRecord)
+	)
+	if cfg.CoordinatorURL != "" {
+		// Keys, orgs and policy data come from the coordinator; the
+		// TAKUMO_API_KEYS of a standalone server are not used.
+		if len(cfg.APIKeys) > 0 || len(extraKeys) > 0 {
+			logger.Warn("coordinator_url is set: TAKUMO_API_KEYS and the dev key are ignored; keys come from the coordinator")
+		}
+		fm, err := joinFleet(cfg, pol, logger)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		keyStore, orgPlan, audit = fm.c.Keys(), fm.orgPlan, fm.audit
+		stopPolicy := stop
+		stop = func() { fm.stop(); stopPolicy() }
+	}
 	srv, err := extproc.NewServer(extproc.Config{
 		Policy:        pol,
-		OrgPlan:       func(string) string { return plan },
+		OrgPlan:       orgPlan,
+		Audit:         audit,
 		OnClose:       stop,
-		KeyStore:      keys,
+		KeyStore:      keyStore,
 		ProviderKeys:  pk,
 		Engine:        engine.Engine,
 		EngineOptions: &engine.opts,

@@ -95,7 +95,7 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 		extraKeys = []string{k}
 	}
 	logger := newServerLogger(cfg, a.stderr)
-	if len(cfg.APIKeys) == 0 && devKey == "" {
+	if len(cfg.APIKeys) == 0 && devKey == "" && cfg.CoordinatorURL == "" {
 		return errors.New("gateway: no Takumo API key configured (set TAKUMO_API_KEYS or api_keys in --config, or use --dev)")
 	}
 	upstreams, err := cfg.upstreams()

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	coordv1 "github.com/takumo/aegis/api/takumo/coordinator/v1"
+	"github.com/takumo/aegis/coordinator/client"
+	"github.com/takumo/aegis/extproc"
+	"github.com/takumo/aegis/keys"
+	"github.com/takumo/aegis/policy"
+)
+
+// fleetMember is a server's connection to the coordinator
+// (--coordinator-url): the key store, the orgs' plans and the policy data
+// come from its snapshots; audit records go to it.
+type fleetMember struct {
+	c      *client.Client
+	log    *slog.Logger
+	pol    *policy.Engine
+	plan   string // plan of an org the snapshot does not list
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu    sync.RWMutex
+	plans map[string]string // org → plan, from the last snapshot
+}
+
+// joinFleet makes the coordinator client and starts it. Stop it with
+// stop (it drains the audit events already sent).
+func joinFleet(cfg *serverConfig, pol *policy.Engine, logger *slog.Logger) (*fleetMember, error) {
+	if cfg.JoinKey == "" {
+		return nil, errors.New("coordinator_url is set but TAKUMO_JOIN_KEY is not: a gateway registers with a join key (takumo-aegis join-keys create)")
+	}
+	name, _ := os.Hostname()
+	f := &fleetMember{log: logger, pol: pol, plan: cfg.Plan, plans: map[string]string{}, done: make(chan struct{})}
+	if f.plan == "" {
+		f.plan = extproc.DefaultPlan
+	}
+	c, err := client.New(client.Options{
+		Addr: cfg.CoordinatorURL, JoinKey: cfg.JoinKey, Name: name, Version: Version, Mode: keys.Mode(cfg.Mode),
+		DataDir: cfg.DataDir, FailMode: cfg.FailMode, Logger: logger,
+		OnSnapshot: f.onSnapshot,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	f.c = c
+	// A cached snapshot (fail_open, or fail_closed within its grace)
+	// serves before the first sync.
+	f.onSnapshot(c.Version())
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go func() {
+		defer close(f.done)
+		if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("coordinator client stopped", "err", err)
+		}
+	}()
+	return f, nil
+}
+
+// stop ends the client and waits for it.
+func (f *fleetMember) stop() {
+	f.cancel()
+	<-f.done
+}
+
+// onSnapshot applies a snapshot's orgs and policy data to the policy
+// engine. A policy data document that does not apply is logged and the
+// running data kept: the engine swaps data atomically per section.
+func (f *fleetMember) onSnapshot(uint64) {
+	orgs := f.c.Orgs()
+	plans := make(map[string]string, len(orgs))
+	porgs := make(map[string]policy.Org, len(orgs))
+	for _, o := range orgs {
+		plans[o.ID] = o.Plan
+		porgs[o.ID] = policy.Org{Plan: o.Plan, Seats: o.Seats}
+	}
+	f.mu.Lock()
+	f.plans = plans
+	f.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if f.pol != nil && len(porgs) > 0 {
+		if err := f.pol.SetOrgs(ctx, porgs); err != nil {
+			f.log.Error("coordinator snapshot: orgs not applied to the policy", "err", err)
+		}
+	}
+	p, ok := f.c.Policy()
+	if !ok || f.pol == nil || len(p.DataJSON) == 0 {
+		return
+	}
+	var sections map[string]json.RawMessage
+	if err := json.Unmarshal(p.DataJSON, &sections); err != nil {
+		f.log.Error("coordinator snapshot: policy data is not a JSON object; keeping the running data", "revision", p.Revision, "err", err)
+		return
+	}
+	for name, raw := range sections {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			f.log.Error("coordinator snapshot: policy data section not applied", "section", name, "err", err)
+			continue
+		}
+		if err := f.pol.SetData(ctx, name, v); err != nil {
+			f.log.Error("coordinator snapshot: policy data section not applied", "section", name, "revision", p.Revision, "err", err)
+		}
+	}
+}
+
+// orgPlan is extproc's Config.OrgPlan.
+func (f *fleetMember) orgPlan(org string) string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if p, ok := f.plans[org]; ok {
+		return p
+	}
+	return f.plan
+}
+
+// audit is extproc's Config.Audit: the record goes to the coordinator
+// client's bounded buffer (never blocking the request).
+func (f *fleetMember) audit(r extproc.AuditRecord) {
+	e := &coordv1.AuditEvent{RequestId: r.RequestID, Time: timestamppb.New(r.Time), Org: r.Org, KeyId: r.KeyID,
+		Provider: r.Provider, Model: r.Model, Status: int32(r.Status), Code: r.Code, //nolint:gosec // G115: HTTP statuses
+		DurationUs: r.Duration.Microseconds(), Mode: string(r.Mode)}
+	for _, d := range r.Detections {
+		e.Detections = append(e.Detections, &coordv1.AuditDetection{Rule: d.Rule, Category: d.Category, Action: d.Action,
+			Line: int32(d.Line)}) //nolint:gosec // G115: line numbers
+	}
+	f.c.Audit(e)
+}

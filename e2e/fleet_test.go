@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+
+	"github.com/takumo/aegis/cli"
+	"github.com/takumo/aegis/e2e/fakeprovider"
+)
+
+// The fleet: a coordinator and a gateway that gets its keys from it, both
+// as a user runs them (takumo-aegis coordinator; takumo-aegis gateway with
+// TAKUMO_COORDINATOR_URL and TAKUMO_JOIN_KEY), driven with the real
+// Anthropic SDK. A key made with the admin API works through the gateway;
+// revoked through the admin API, the gateway refuses it within 2 s; the
+// request's audit event reaches the coordinator with its detections and
+// without any secret or key.
+func TestFleetThroughCoordinator(t *testing.T) {
+	const adminToken = "tka_e2e_admin_token_0123456789abcdef"
+	t.Setenv("TAKUMO_ADMIN_TOKEN", adminToken)
+	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	coordOut, coordErr := &syncBuffer{}, &syncBuffer{}
+	stopCoord := runMain(t, []string{"coordinator", "--listen", grpcAddr, "--admin-listen", adminAddr,
+		"--data-dir", filepath.Join(t.TempDir(), "coordinator"), "--policy-debounce-ms", "100",
+		"--telemetry-flush-interval-ms", "200"}, coordOut, coordErr)
+	t.Cleanup(func() {
+		if code := stopCoord(); code != cli.ExitOK {
+			t.Errorf("coordinator exited %d:\n%s", code, coordErr)
+		}
+	})
+	admin := func(method, path string, body any, out any) int {
+		t.Helper()
+		var rd *bytes.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		} else {
+			rd = bytes.NewReader(nil)
+		}
+		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+adminAddr+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		defer func() { _ = resp.Body.Close() }()
+		if out != nil {
+			_ = json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	waitFor(t, "the coordinator", func() bool { return admin(http.MethodGet, "/v1/keys", nil, nil) == http.StatusOK }, coordErr)
+
+	if st := admin(http.MethodPut, "/v1/orgs/acme", map[string]any{"plan": "pro", "seats": 2}, nil); st != http.StatusOK {
+		t.Fatalf("put org: %d", st)
+	}
+	var jk struct {
+		JoinKey string `json:"join_key"`
+	}
+	if st := admin(http.MethodPost, "/v1/join-keys", map[string]string{"name": "e2e"}, &jk); st != http.StatusCreated {
+		t.Fatalf("join key: %d", st)
+	}
+	var key struct{ ID, Key string }
+	if st := admin(http.MethodPost, "/v1/keys", map[string]any{"org": "acme", "name": "ci", "scopes": []string{"shield:write"}, "mode": "test"}, &key); st != http.StatusCreated {
+		t.Fatalf("create key: %d", st)
+	}
+
+	p := fakeprovider.New(func(w *fakeprovider.ResponseWriter, r *fakeprovider.Request) {
+		w.JSON(http.StatusOK, anthropicEcho(t, r).JSON())
+	})
+	t.Cleanup(p.Close)
+	cfg := writeConfig(t, p, fmt.Sprintf("coordinator_url: %s\njoin_key: %s\ndata_dir: %s\nmode: test\n",
+		grpcAddr, jk.JoinKey, filepath.Join(t.TempDir(), "gateway")))
+	gwOut, gwErr := &syncBuffer{}, &syncBuffer{}
+	stopGW := runMain(t, []string{"gateway", "--listen", "127.0.0.1:0", "--config", cfg}, gwOut, gwErr)
+	t.Cleanup(func() {
+		if code := stopGW(); code != cli.ExitOK {
+			t.Errorf("gateway exited %d:\n%s", code, gwErr)
+		}
+	})
+	addrRe := regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`)
+	waitFor(t, "the gateway", func() bool { return addrRe.MatchString(gwErr.String()) }, gwErr)
+	g := &gateway{base: "http://" + addrRe.FindStringSubmatch(gwErr.String())[1], key: key.Key, stderr: gwErr, stdout: gwOut}
+
+	// Until its first snapshot the gateway fails closed (503); then the
+	// coordinator's key works.
+	waitFor(t, "the first snapshot", func() bool {
+		return g.post(t, "/v1/messages", "application/json", messagesBody(t, "hello"), nil).status == http.StatusOK
+	}, gwErr)
+	prompt := "Deploy with AWS key " + awsKeyID + " and token " + ghToken + " please."
+	msg, err := anthropicClient(g).Messages.New(context.Background(), anthropicParams(prompt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text string
+	for _, b := range msg.Content {
+		if b.Type == "text" {
+			text = b.AsText().Text
+		}
+	}
+	if text != prompt {
+		t.Fatalf("the SDK got %q, want the original prompt back", text)
+	}
+	assertProviderSawNoSecret(t, p, []string{awsKeyID, ghToken, key.Key})
+
+	// Revoked through the admin API: refused within 2 s.
+	start := time.Now()
+	if st := admin(http.MethodPost, "/v1/keys/"+key.ID+"/revoke", nil, nil); st != http.StatusOK {
+		t.Fatalf("revoke: %d", st)
+	}
+	var r reply
+	for {
+		r = g.post(t, "/v1/messages", "application/json", messagesBody(t, "after revoke"), nil)
+		if r.status == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("the revoked key still works %v later (status %d)", time.Since(start), r.status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("revocation took effect on the gateway in %v", time.Since(start).Round(time.Millisecond))
+	if b := wantError(t, r, http.StatusUnauthorized, "UNAUTHORIZED"); !strings.Contains(b.Error.Message, "revoked") {
+		t.Fatalf("401 message %q does not say revoked", b.Error.Message)
+	}
+	var sdkErr *anthropic.Error
+	if _, err := anthropicClient(g).Messages.New(context.Background(), anthropicParams("x")); err == nil ||
+		!errors.As(err, &sdkErr) || sdkErr.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("SDK after revoke: %v", err)
+	}
+
+	// The audit trail reached the coordinator: the SDK request with its two
+	// detections, and the refused ones.
+	var audit struct {
+		Events []struct {
+			Org        string `json:"org"`
+			KeyID      string `json:"key_id"`
+			Status     int    `json:"status"`
+			Detections []struct {
+				Rule, Category, Action string
+				Line                   int
+			} `json:"detections"`
+		} `json:"events"`
+	}
+	var raw bytes.Buffer
+	waitFor(t, "audit events at the coordinator", func() bool {
+		if admin(http.MethodGet, "/v1/audit?limit=1000", nil, &audit) != http.StatusOK {
+			return false
+		}
+		for _, e := range audit.Events {
+			if e.Status == http.StatusOK && len(e.Detections) == 2 && e.Org == "acme" && e.KeyID == key.ID {
+				return true
+			}
+		}
+		return false
+	}, coordErr)
+	b, _ := json.Marshal(audit)
+	raw.Write(b)
+	for _, s := range []string{awsKeyID, ghToken, key.Key, jk.JoinKey} {
+		for what, out := range map[string]string{"audit": raw.String(), "coordinator log": coordErr.String(), "gateway log": gwErr.String()} {
+			if strings.Contains(out, s) {
+				t.Fatalf("%s holds a secret or key (%.6s…)", what, s)
+			}
+		}
+	}
+
+	// The fleet lists the gateway.
+	var fleet struct {
+		Gateways []struct{ Status, Mode string } `json:"gateways"`
+	}
+	waitFor(t, "the gateway in the fleet", func() bool {
+		return admin(http.MethodGet, "/v1/fleet", nil, &fleet) == http.StatusOK && len(fleet.Gateways) == 1
+	}, coordErr)
+	if fleet.Gateways[0].Mode != "test" {
+		t.Fatalf("fleet: %+v", fleet)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
