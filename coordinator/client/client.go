@@ -172,6 +172,7 @@ type Client struct {
 	inSync    atomic.Bool  // a Sync stream is up and its first snapshot applied
 	syncedAt  atomic.Int64 // unix ns: when the client last knew it held the newest snapshot
 	usage     *keys.MemStore
+	pending   pendingUsage // usage not yet reported to the coordinator
 	keysStore *Keys
 
 	audit *auditBuffer

@@ -48,10 +48,14 @@ func (c *Client) reportHealth(ctx context.Context, api coordv1.CoordinatorServic
 		s = c.opt.Stats()
 	}
 	version := c.Version()
+	usage, restore := c.pending.take()
 	resp, err := api.ReportHealth(ctx, &coordv1.ReportHealthRequest{Version: c.opt.Version, SnapshotVersion: version,
 		ActiveSessions: s.ActiveSessions, MemoryBytes: memoryBytes(), SentAt: timestamppb.New(c.opt.Now()),
-		Requests: s.Requests, Errors: s.Errors, LatencyP99Ms: s.LatencyP99Ms})
+		Requests: s.Requests, Errors: s.Errors, LatencyP99Ms: s.LatencyP99Ms, Usage: usage})
 	if err != nil {
+		// Not counted yet: the next report carries it. (A report whose
+		// answer alone was lost is counted twice: usage errs high.)
+		restore()
 		return err
 	}
 	if c.inSync.Load() {

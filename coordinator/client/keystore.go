@@ -41,8 +41,15 @@ func (k *Keys) Month(org string, t time.Time) (keys.MonthUsage, error) {
 	return k.c.usage.Month(org, t)
 }
 
-// Record adds a request's usage to this gateway's counters.
-func (k *Keys) Record(ctx context.Context, u keys.Usage) error { return k.c.usage.Record(ctx, u) }
+// Record adds a request's usage to this gateway's counters and to the
+// usage the next health report sends to the coordinator.
+func (k *Keys) Record(ctx context.Context, u keys.Usage) error {
+	if err := k.c.usage.Record(ctx, u); err != nil {
+		return err
+	}
+	k.c.pending.add(u, k.c.opt.Now())
+	return nil
+}
 
 // String describes the store without any key material.
 func (k *Keys) String() string { return "coordinator client key store" }

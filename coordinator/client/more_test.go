@@ -210,3 +210,42 @@ func TestAuditDrainAtShutdown(t *testing.T) {
 		t.Fatalf("stored %d (%v), buffered %d; want %d stored at shutdown", got, err, c.Buffered(), n)
 	}
 }
+
+// Usage the gateway records reaches the coordinator's monthly totals with
+// the next health report, live and test apart, and exactly once when the
+// reports succeed.
+func TestUsageReported(t *testing.T) {
+	co := newCoord(t, nil)
+	jk, _ := co.joinKey(t)
+	co.key(t, "key_a", "org_a")
+	c := runClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: t.TempDir(), HealthInterval: 20 * time.Millisecond})
+	waitFor(t, 10*time.Second, "sync", c.Ready)
+	ctx := context.Background()
+	for range 3 {
+		if err := c.Keys().Record(ctx, keys.Usage{Org: "org_a", KeyID: "key_a", Mode: keys.ModeTest, Requests: 1, Credits: 4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Keys().Record(ctx, keys.Usage{Org: "org_a", KeyID: "key_a", Mode: keys.ModeLive, Requests: 1, Credits: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []store.UsageRow
+	waitFor(t, 10*time.Second, "usage at the coordinator", func() bool {
+		var err error
+		rows, err = co.st.Usage(ctx, "org_a", time.Now())
+		return err == nil && len(rows) == 2
+	})
+	// Several more reports go by; nothing is counted twice.
+	time.Sleep(100 * time.Millisecond)
+	rows, err := co.st.Usage(ctx, "org_a", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.UsageRow{}
+	for _, r := range rows {
+		got[r.Mode] = r
+	}
+	if got["test"].Requests != 3 || got["test"].Credits != 12 || got["live"].Requests != 1 || got["live"].Credits != 2 {
+		t.Fatalf("usage at the coordinator: %+v", rows)
+	}
+}
