@@ -49,7 +49,7 @@ func render(vals map[string]any) (*release.Release, error) {
 	inst.ReleaseName = release_
 	inst.Namespace = namespace
 	inst.KubeVersion = kubeVersion
-	return inst.Run(chrt, vals)
+	return inst.Run(chrt, copyValues(vals))
 }
 
 // valuesFile reads one of the chart's documented values files.
@@ -199,6 +199,22 @@ func variants(t *testing.T) map[string]map[string]any {
 	out := map[string]map[string]any{"defaults": {}}
 	for _, f := range files {
 		out[strings.TrimSuffix(filepath.Base(f), ".yaml")] = valuesFile(t, f)
+	}
+	return out
+}
+
+// copyValues deep-copies vals: Helm merges the chart's defaults into the map it is given.
+func copyValues(vals map[string]any) map[string]any {
+	if vals == nil {
+		return nil
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		panic(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
 	}
 	return out
 }
