@@ -120,6 +120,9 @@ type serverConfig struct {
 	JoinKey        string
 	DataDir        string
 	FailMode       string
+	// AdminListen is where a standalone gateway serves its embedded
+	// coordinator's admin API ("off": nowhere).
+	AdminListen string
 
 	Dev bool
 	// DevKey is TAKUMO_DEV_KEY (environment only). Secret.
@@ -379,6 +382,9 @@ func serverSettings() []setting {
 		{key: "data_dir", cmds: forBoth,
 			usage: "`DIR` for the coordinator registration, the last snapshot and the audit sequence (with --coordinator-url)",
 			set:   setString(func(c *serverConfig) *string { return &c.DataDir })},
+		{key: "admin_listen", cmds: forGateway,
+			usage: "`ADDR` of the embedded coordinator's admin API of a standalone gateway (the keys, usage, audit … commands), or off",
+			set:   setString(func(c *serverConfig) *string { return &c.AdminListen })},
 		{key: "fail_mode", cmds: forBoth,
 			usage: "without a current snapshot from the coordinator: fail_closed (503) or fail_open (serve the cached snapshot) (`MODE`)",
 			set:   setOneOf(func(c *serverConfig) *string { return &c.FailMode }, "fail_closed", "fail_open")},
@@ -604,6 +610,7 @@ func defaultServerConfig(cmd serverCmd) *serverConfig {
 		RateLimitPerKey:   defaultRateLimitKey,
 		RateLimitFailMode: "open",
 		DataDir:           "data",
+		AdminListen:       "127.0.0.1:8081",
 		FailMode:          "fail_closed",
 		UpstreamTimeout:   defaultUpstreamTimout,
 		ShutdownTimeout:   defaultShutdown,

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	coordv1 "github.com/takumo/aegis/api/takumo/coordinator/v1"
@@ -34,21 +35,40 @@ type fleetMember struct {
 	plans map[string]string // org → plan, from the last snapshot
 }
 
-// joinFleet makes the coordinator client and starts it. Stop it with
-// stop (it drains the audit events already sent).
-func joinFleet(cfg *serverConfig, pol *policy.Engine, logger *slog.Logger) (*fleetMember, error) {
+// fleetConn says how to reach a coordinator: a remote one
+// (coordinator_url) or the gateway's embedded one.
+type fleetConn struct {
+	addr, joinKey, dataDir string
+	dial                   []grpc.DialOption
+	// health overrides the coordinator's report interval (the embedded
+	// one: usage shows up in `takumo-aegis usage` within seconds).
+	health time.Duration
+}
+
+// fleetFromConfig is the remote coordinator of cfg, nil when none is set.
+func fleetFromConfig(cfg *serverConfig) (*fleetConn, error) {
+	if cfg.CoordinatorURL == "" {
+		return nil, nil
+	}
 	if cfg.JoinKey == "" {
 		return nil, errors.New("coordinator_url is set but TAKUMO_JOIN_KEY is not: a gateway registers with a join key (takumo-aegis join-keys create)")
 	}
+	return &fleetConn{addr: cfg.CoordinatorURL, joinKey: cfg.JoinKey, dataDir: cfg.DataDir}, nil
+}
+
+// joinFleet makes the coordinator client and starts it. Stop it with
+// stop (it drains the audit events already sent).
+func joinFleet(cfg *serverConfig, fc *fleetConn, pol *policy.Engine, logger *slog.Logger) (*fleetMember, error) {
 	name, _ := os.Hostname()
 	f := &fleetMember{log: logger, pol: pol, plan: cfg.Plan, plans: map[string]string{}, done: make(chan struct{})}
 	if f.plan == "" {
 		f.plan = extproc.DefaultPlan
 	}
 	c, err := client.New(client.Options{
-		Addr: cfg.CoordinatorURL, JoinKey: cfg.JoinKey, Name: name, Version: Version, Mode: keys.Mode(cfg.Mode),
-		DataDir: cfg.DataDir, FailMode: cfg.FailMode, Logger: logger,
-		OnSnapshot: f.onSnapshot,
+		Addr: fc.addr, JoinKey: fc.joinKey, Name: name, Version: Version, Mode: keys.Mode(cfg.Mode),
+		DataDir: fc.dataDir, FailMode: cfg.FailMode, Logger: logger, DialOptions: fc.dial,
+		HealthInterval: fc.health,
+		OnSnapshot:     f.onSnapshot,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
@@ -66,6 +86,18 @@ func joinFleet(cfg *serverConfig, pol *policy.Engine, logger *slog.Logger) (*fle
 		}
 	}()
 	return f, nil
+}
+
+// waitReady waits until the client holds a usable snapshot, at most d.
+func (f *fleetMember) waitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for !f.c.Ready() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no snapshot from the coordinator after %v", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }
 
 // stop ends the client and waits for it.

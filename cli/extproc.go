@@ -77,7 +77,11 @@ func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 	if len(cfg.APIKeys) == 0 && cfg.CoordinatorURL == "" {
 		return errors.New("extproc: no Takumo API key configured (set TAKUMO_API_KEYS or api_keys in --config, or TAKUMO_COORDINATOR_URL and TAKUMO_JOIN_KEY)")
 	}
-	srv, err := a.newExtProcServer(cfg, nil, logger, nil)
+	fc, err := fleetFromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	srv, _, err := a.newExtProcServer(cfg, nil, logger, nil, fc)
 	if err != nil {
 		return err
 	}
@@ -132,10 +136,10 @@ func stopGRPC(g *grpc.Server, grace time.Duration) {
 // organisation: cfg.APIKeys plus extraKey (the dev key, may be empty)
 // belong to it, the org token secret is random per process (tokens are
 // stable within a process's lifetime; a restart starts new sessions).
-func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *slog.Logger, mp metric.MeterProvider) (*extproc.Server, error) {
+func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *slog.Logger, mp metric.MeterProvider, fc *fleetConn) (srv *extproc.Server, fm *fleetMember, err error) {
 	engine, err := a.newEngine(engineSources{policyFile: cfg.Policy})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mode := extproc.Mode(cfg.Mode)
 	keys := extproc.NewMemKeys()
@@ -150,10 +154,10 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 			id.KeyID = "key_dev"
 		}
 		if !strings.HasPrefix(k, "tk_"+cfg.Mode+"_") {
-			return nil, fmt.Errorf("api_keys: key %s is not a tk_%s_ key, and this server serves %s mode", id.KeyID, cfg.Mode, cfg.Mode)
+			return nil, nil, fmt.Errorf("api_keys: key %s is not a tk_%s_ key, and this server serves %s mode", id.KeyID, cfg.Mode, cfg.Mode)
 		}
 		if err := keys.Add(k, id); err != nil {
-			return nil, fmt.Errorf("api_keys: %w", err)
+			return nil, nil, fmt.Errorf("api_keys: %w", err)
 		}
 	}
 	secret := cfg.TokenSecret
@@ -162,7 +166,7 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 		// wrong for replicas behind one load balancer (set TAKUMO_TOKEN_SECRET).
 		secret = make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
-			return nil, fmt.Errorf("org token secret: %w", err)
+			return nil, nil, fmt.Errorf("org token secret: %w", err)
 		}
 	}
 	sessions, err := extproc.NewSessionStore(func(string) []byte { return secret }, token.StoreOptions{
@@ -170,7 +174,7 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 		Limits:      token.Limits{MaxEntries: cfg.MaxVaultEntries},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("session store: %w", err)
+		return nil, nil, fmt.Errorf("session store: %w", err)
 	}
 	pk := extproc.StaticProviderKeys{}
 	for p, k := range map[llm.Provider]string{
@@ -186,7 +190,7 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 	}
 	pol, stop, err := newPolicyEngine(cfg, logger, mp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plan := cfg.Plan
 	if plan == "" {
@@ -197,22 +201,22 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 		orgPlan                   = func(string) string { return plan }
 		audit    func(extproc.AuditRecord)
 	)
-	if cfg.CoordinatorURL != "" {
-		// Keys, orgs and policy data come from the coordinator; the
-		// TAKUMO_API_KEYS of a standalone server are not used.
-		if len(cfg.APIKeys) > 0 || len(extraKeys) > 0 {
+	if fc != nil {
+		// Keys, orgs and policy data come from the coordinator (remote, or
+		// the gateway's embedded one, which holds TAKUMO_API_KEYS).
+		if cfg.CoordinatorURL != "" && (len(cfg.APIKeys) > 0 || len(extraKeys) > 0) {
 			logger.Warn("coordinator_url is set: TAKUMO_API_KEYS and the dev key are ignored; keys come from the coordinator")
 		}
-		fm, err := joinFleet(cfg, pol, logger)
+		fm, err = joinFleet(cfg, fc, pol, logger)
 		if err != nil {
 			stop()
-			return nil, err
+			return nil, nil, err
 		}
 		keyStore, orgPlan, audit = fm.c.Keys(), fm.orgPlan, fm.audit
 		stopPolicy := stop
 		stop = func() { fm.stop(); stopPolicy() }
 	}
-	srv, err := extproc.NewServer(extproc.Config{
+	srv, err = extproc.NewServer(extproc.Config{
 		Policy:        pol,
 		OrgPlan:       orgPlan,
 		Audit:         audit,
@@ -230,9 +234,9 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 	})
 	if err != nil {
 		stop()
-		return nil, fmt.Errorf("extproc: %w", err)
+		return nil, nil, fmt.Errorf("extproc: %w", err)
 	}
-	return srv, nil
+	return srv, fm, nil
 }
 
 // newPolicyEngine builds the OPA policy engine: the embedded policy, or the

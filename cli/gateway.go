@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -115,11 +116,32 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	var conn *grpc.ClientConn
 	if cfg.ExtProcAddr == "" {
-		srv, err := a.newExtProcServer(cfg, extraKeys, logger, mp)
+		fc, err := fleetFromConfig(cfg)
+		if err != nil {
+			return err
+		}
+		if fc == nil {
+			// Standalone: keys live in an embedded coordinator, so the
+			// admin commands work against this gateway too.
+			emb, efc, err := startEmbeddedCoordinator(ctx, cfg, append(append([]string(nil), cfg.APIKeys...), extraKeys...), logger)
+			if err != nil {
+				return err
+			}
+			defer emb.stop()
+			fc = efc
+		}
+		srv, fm, err := a.newExtProcServer(cfg, extraKeys, logger, mp, fc)
 		if err != nil {
 			return err
 		}
 		defer func() { _ = srv.Close() }()
+		if cfg.CoordinatorURL == "" {
+			// The embedded coordinator answers in milliseconds: serve only
+			// once its keys are here, so no first request meets a 503.
+			if err := fm.waitReady(30 * time.Second); err != nil {
+				return fmt.Errorf("gateway: embedded coordinator: %w", err)
+			}
+		}
 		lis := bufconn.Listen(1 << 20)
 		g := grpc.NewServer(extproc.ServerOptions(cfg.MaxBodyBytes)...)
 		srv.Register(g)

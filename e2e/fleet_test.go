@@ -84,8 +84,7 @@ func TestFleetThroughCoordinator(t *testing.T) {
 		w.JSON(http.StatusOK, anthropicEcho(t, r).JSON())
 	})
 	t.Cleanup(p.Close)
-	cfg := writeConfig(t, p, fmt.Sprintf("coordinator_url: %s\njoin_key: %s\ndata_dir: %s\nmode: test\n",
-		grpcAddr, jk.JoinKey, filepath.Join(t.TempDir(), "gateway")))
+	cfg := writeConfig(t, p, fmt.Sprintf("coordinator_url: %s\njoin_key: %s\nmode: test\n", grpcAddr, jk.JoinKey))
 	gwOut, gwErr := &syncBuffer{}, &syncBuffer{}
 	stopGW := runMain(t, []string{"gateway", "--listen", "127.0.0.1:0", "--config", cfg}, gwOut, gwErr)
 	t.Cleanup(func() {
@@ -200,4 +199,52 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	_ = l.Close()
 	return addr
+}
+
+// A standalone gateway embeds a coordinator: the admin commands work
+// against it (keys list, keys revoke, usage), and a key revoked that way is
+// refused by the gateway at once.
+func TestStandaloneGatewayAdmin(t *testing.T) {
+	p := fakeprovider.New(func(w *fakeprovider.ResponseWriter, r *fakeprovider.Request) {
+		w.JSON(http.StatusOK, anthropicEcho(t, r).JSON())
+	})
+	t.Cleanup(p.Close)
+	adminAddr := freeAddr(t)
+	t.Setenv("TAKUMO_ADMIN_TOKEN", "tka_e2e_standalone_admin_token_01")
+	g := startGateway(t, p, gatewayOpts{args: []string{"--admin-listen", adminAddr}})
+	if r := g.post(t, "/v1/messages", "application/json", messagesBody(t, "hello "+awsKeyID), nil); r.status != http.StatusOK {
+		t.Fatalf("dev key: %d %s", r.status, r.body)
+	}
+	adminCLI := func(args ...string) string {
+		t.Helper()
+		var out, errb syncBuffer
+		code := cli.Main(t.Context(), append(args, "--coordinator", "http://"+adminAddr), strings.NewReader(""), &out, &errb)
+		if code != cli.ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		return out.String()
+	}
+	var keys struct {
+		Keys []struct{ ID, Org, State string } `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(adminCLI("keys", "list", "--output", "json")), &keys); err != nil || len(keys.Keys) != 1 ||
+		keys.Keys[0].Org != "standalone" || keys.Keys[0].State != "active" {
+		t.Fatalf("keys list: %+v %v", keys, err)
+	}
+	waitFor(t, "usage at the embedded coordinator", func() bool {
+		return strings.Contains(adminCLI("usage"), "standalone")
+	}, g.stderr)
+	adminCLI("keys", "revoke", keys.Keys[0].ID)
+	start := time.Now()
+	for {
+		r := g.post(t, "/v1/messages", "application/json", messagesBody(t, "after"), nil)
+		if r.status == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("the revoked dev key still works (%d)", r.status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("revoked through the embedded coordinator in %v", time.Since(start).Round(time.Millisecond))
 }

@@ -175,7 +175,9 @@ gemini_api_key: %[5]q
 log_format: json
 log_level: debug
 shutdown_timeout: 5s
-`, p.URL(), anthropicProviderKey, openAIProviderKey, mistralProviderKey, geminiProviderKey) + extra
+data_dir: %[6]s
+admin_listen: 127.0.0.1:0
+`, p.URL(), anthropicProviderKey, openAIProviderKey, mistralProviderKey, geminiProviderKey, t.TempDir()) + extra
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
