@@ -45,7 +45,7 @@ type embeddedCoordinator struct {
 // for its own gateway (a new one each start; older ones are revoked).
 const embeddedJoinKeyName = "embedded-gateway"
 
-func startEmbeddedCoordinator(ctx context.Context, cfg *serverConfig, rawKeys []string, logger *slog.Logger) (*embeddedCoordinator, *fleetConn, error) {
+func startEmbeddedCoordinator(ctx context.Context, cfg *serverConfig, devKey string, logger *slog.Logger) (*embeddedCoordinator, *fleetConn, error) {
 	dir := filepath.Join(cfg.DataDir, "coordinator")
 	st, err := store.Open(ctx, filepath.Join(dir, "coordinator.db"))
 	if err != nil {
@@ -56,7 +56,7 @@ func startEmbeddedCoordinator(ctx context.Context, cfg *serverConfig, rawKeys []
 		e.stop()
 		return nil, nil, fmt.Errorf("embedded coordinator: %w", err)
 	}
-	if err := seedStandalone(ctx, st, cfg, rawKeys); err != nil {
+	if err := seedStandalone(ctx, st, cfg, devKey); err != nil {
 		return fail(err)
 	}
 	srv, err := coordinator.NewServer(coordinator.Options{Store: st, Logger: logger, Debounce: 50 * time.Millisecond,
@@ -118,10 +118,11 @@ func startEmbeddedCoordinator(ctx context.Context, cfg *serverConfig, rawKeys []
 	}, nil
 }
 
-// seedStandalone puts the standalone org and the configured keys into the
-// store. A key already there (by hash) keeps its state: one an operator
-// revoked stays revoked.
-func seedStandalone(ctx context.Context, st *store.Store, cfg *serverConfig, rawKeys []string) error {
+// seedStandalone puts the standalone org, the configured keys and the dev
+// key into the store. A key already there (by hash) keeps its state: one
+// an operator revoked stays revoked. The dev keys of earlier runs are
+// revoked, so only this run's works.
+func seedStandalone(ctx context.Context, st *store.Store, cfg *serverConfig, devKey string) error {
 	plan := cfg.Plan
 	if plan == "" {
 		plan = extproc.DefaultPlan
@@ -139,19 +140,49 @@ func seedStandalone(ctx context.Context, st *store.Store, cfg *serverConfig, raw
 			return err
 		}
 	}
-	for _, k := range rawKeys {
+	devID := ""
+	add := func(k, name string) error {
 		h := sha256.Sum256([]byte(k))
 		// The id is derived from the hash: stable across restarts, and a
 		// changed TAKUMO_API_KEYS never reuses an id.
-		_, err := st.CreateKey(ctx, store.APIKey{ID: "key_" + hex.EncodeToString(h[:6]), Hash: h, Org: standaloneOrg,
-			Name: "configured", Mode: cfg.Mode, Scopes: []string{extproc.ScopeShieldWrite}, State: store.StateActive,
+		id := "key_" + hex.EncodeToString(h[:6])
+		if name == devKeyName {
+			devID = id
+		}
+		_, err := st.CreateKey(ctx, store.APIKey{ID: id, Hash: h, Org: standaloneOrg,
+			Name: name, Mode: cfg.Mode, Scopes: []string{extproc.ScopeShieldWrite}, State: store.StateActive,
 			CreatedAt: time.Now().UTC()})
 		if err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
+		return nil
+	}
+	for _, k := range cfg.APIKeys {
+		if err := add(k, "configured"); err != nil {
+			return err
+		}
+	}
+	if devKey != "" {
+		if err := add(devKey, devKeyName); err != nil {
+			return err
+		}
+	}
+	all, err := st.ListKeys(ctx, standaloneOrg)
+	if err != nil {
+		return err
+	}
+	for _, k := range all {
+		if k.Name == devKeyName && k.ID != devID && k.State != store.StateRevoked {
+			if _, err := st.SetKeyState(ctx, k.ID, store.StateRevoked); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
+
+// devKeyName names the dev key of gateway --dev in the embedded store.
+const devKeyName = "dev"
 
 // stop stops the embedded coordinator (after the gateway and its client).
 func (e *embeddedCoordinator) stop() {

@@ -123,7 +123,7 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 		if fc == nil {
 			// Standalone: keys live in an embedded coordinator, so the
 			// admin commands work against this gateway too.
-			emb, efc, err := startEmbeddedCoordinator(ctx, cfg, append(append([]string(nil), cfg.APIKeys...), extraKeys...), logger)
+			emb, efc, err := startEmbeddedCoordinator(ctx, cfg, devKey, logger)
 			if err != nil {
 				return err
 			}
