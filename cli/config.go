@@ -120,6 +120,10 @@ type serverConfig struct {
 	JoinKey        string
 	DataDir        string
 	FailMode       string
+	// CoordinatorCA verifies the coordinator's certificate (TLS to the
+	// coordinator when set); CoordinatorCert and CoordinatorKey are this
+	// gateway's client certificate for a coordinator that requires mTLS.
+	CoordinatorCA, CoordinatorCert, CoordinatorKey string
 	// AdminListen is where a standalone gateway serves its embedded
 	// coordinator's admin API ("off": nowhere).
 	AdminListen string
@@ -379,6 +383,15 @@ func serverSettings() []setting {
 				c.JoinKey = v
 				return nil
 			}},
+		{key: "coordinator_ca", cmds: forBoth,
+			usage: "PEM CA `FILE` that signed the coordinator's certificate: TLS to the coordinator",
+			set:   setString(func(c *serverConfig) *string { return &c.CoordinatorCA })},
+		{key: "coordinator_cert", cmds: forBoth,
+			usage: "PEM client certificate `FILE` for a coordinator that requires mTLS (with coordinator_key)",
+			set:   setString(func(c *serverConfig) *string { return &c.CoordinatorCert })},
+		{key: "coordinator_key", cmds: forBoth,
+			usage: "PEM private key `FILE` of coordinator_cert",
+			set:   setString(func(c *serverConfig) *string { return &c.CoordinatorKey })},
 		{key: "data_dir", cmds: forBoth,
 			usage: "`DIR` for the coordinator registration, the last snapshot and the audit sequence (with --coordinator-url)",
 			set:   setString(func(c *serverConfig) *string { return &c.DataDir })},

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	coordv1 "github.com/takumo/aegis/api/takumo/coordinator/v1"
@@ -53,7 +56,43 @@ func fleetFromConfig(cfg *serverConfig) (*fleetConn, error) {
 	if cfg.JoinKey == "" {
 		return nil, errors.New("coordinator_url is set but TAKUMO_JOIN_KEY is not: a gateway registers with a join key (takumo-aegis join-keys create)")
 	}
-	return &fleetConn{addr: cfg.CoordinatorURL, joinKey: cfg.JoinKey, dataDir: cfg.DataDir}, nil
+	fc := &fleetConn{addr: cfg.CoordinatorURL, joinKey: cfg.JoinKey, dataDir: cfg.DataDir}
+	switch {
+	case cfg.CoordinatorCA != "":
+		tc, err := coordinatorTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		fc.dial = append(fc.dial, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	case cfg.CoordinatorCert != "" || cfg.CoordinatorKey != "":
+		return nil, errors.New("coordinator_cert and coordinator_key need coordinator_ca (the CA that signed the coordinator's certificate)")
+	}
+	return fc, nil
+}
+
+// coordinatorTLS is the TLS client config for the coordinator: its CA, and
+// this gateway's certificate when mTLS is configured.
+func coordinatorTLS(cfg *serverConfig) (*tls.Config, error) {
+	pem, err := os.ReadFile(cfg.CoordinatorCA)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator_ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("coordinator_ca %s holds no PEM certificate", cfg.CoordinatorCA)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if (cfg.CoordinatorCert == "") != (cfg.CoordinatorKey == "") {
+		return nil, errors.New("coordinator_cert and coordinator_key go together")
+	}
+	if cfg.CoordinatorCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CoordinatorCert, cfg.CoordinatorKey)
+		if err != nil {
+			return nil, fmt.Errorf("coordinator_cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // joinFleet makes the coordinator client and starts it. Stop it with

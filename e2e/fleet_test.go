@@ -3,11 +3,19 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -247,4 +255,111 @@ func TestStandaloneGatewayAdmin(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("revoked through the embedded coordinator in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// writeCerts writes a CA, a server certificate for 127.0.0.1 and a client
+// certificate, all signed by the CA, as PEM files in dir.
+func writeCerts(t *testing.T, dir string) (ca, srvCert, srvKey, cliCert, cliKey string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aegis test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage, ips []net.IP) (string, string) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "PRIVATE KEY", kd)
+	}
+	ca = write("ca.pem", "CERTIFICATE", caDER)
+	srvCert, srvKey = leaf("coordinator", 2, x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	cliCert, cliKey = leaf("gateway", 3, x509.ExtKeyUsageClientAuth, nil)
+	return
+}
+
+// A coordinator that requires mTLS: a gateway with the CA and its client
+// certificate joins and serves; one without a client certificate never
+// gets a snapshot and fails closed (503).
+func TestFleetMTLS(t *testing.T) {
+	const adminToken = "tka_e2e_admin_token_mtls_0123456789"
+	t.Setenv("TAKUMO_ADMIN_TOKEN", adminToken)
+	ca, srvCert, srvKey, cliCert, cliKey := writeCerts(t, t.TempDir())
+	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	coordErr := &syncBuffer{}
+	stopCoord := runMain(t, []string{"coordinator", "--listen", grpcAddr, "--admin-listen", adminAddr,
+		"--data-dir", filepath.Join(t.TempDir(), "coordinator"), "--tls-cert", srvCert, "--tls-key", srvKey, "--tls-client-ca", ca},
+		&syncBuffer{}, coordErr)
+	t.Cleanup(func() { _ = stopCoord() })
+	post := func(path string, body any, out any) int {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+adminAddr+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		defer func() { _ = resp.Body.Close() }()
+		_ = json.NewDecoder(resp.Body).Decode(out)
+		return resp.StatusCode
+	}
+	var jk struct {
+		JoinKey string `json:"join_key"`
+	}
+	waitFor(t, "the coordinator", func() bool {
+		return post("/v1/join-keys", map[string]string{"name": "mtls"}, &jk) == http.StatusCreated
+	}, coordErr)
+	var key struct{ Key string }
+	if st := post("/v1/keys", map[string]any{"org": "acme", "scopes": []string{"shield:write"}, "mode": "test"}, &key); st != http.StatusCreated {
+		t.Fatalf("create key: %d", st)
+	}
+	p := fakeprovider.New(func(w *fakeprovider.ResponseWriter, r *fakeprovider.Request) {
+		w.JSON(http.StatusOK, anthropicEcho(t, r).JSON())
+	})
+	t.Cleanup(p.Close)
+	start := func(extra string) *gateway {
+		cfg := writeConfig(t, p, fmt.Sprintf("coordinator_url: %s\njoin_key: %s\nmode: test\ncoordinator_ca: %s\n%s", grpcAddr, jk.JoinKey, ca, extra))
+		g := &gateway{stdout: &syncBuffer{}, stderr: &syncBuffer{}, key: key.Key}
+		stop := runMain(t, []string{"gateway", "--listen", "127.0.0.1:0", "--config", cfg}, g.stdout, g.stderr)
+		t.Cleanup(func() { _ = stop() })
+		addrRe := regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"`)
+		waitFor(t, "the gateway", func() bool { return addrRe.MatchString(g.stderr.String()) }, g.stderr)
+		g.base = "http://" + addrRe.FindStringSubmatch(g.stderr.String())[1]
+		return g
+	}
+	withCert := start(fmt.Sprintf("coordinator_cert: %s\ncoordinator_key: %s\n", cliCert, cliKey))
+	waitFor(t, "the mTLS gateway's first snapshot", func() bool {
+		return withCert.post(t, "/v1/messages", "application/json", messagesBody(t, "hi"), nil).status == http.StatusOK
+	}, withCert.stderr)
+
+	noCert := start("")
+	time.Sleep(500 * time.Millisecond) // give it the chance it must not take
+	r := noCert.post(t, "/v1/messages", "application/json", messagesBody(t, "hi"), nil)
+	wantError(t, r, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
 }
