@@ -13,6 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/takumo/aegis/keys"
 )
 
@@ -49,9 +53,17 @@ func freeAddr(t *testing.T) string {
 // startCoordinator runs `coordinator` in the background on SQLite in a
 // temporary data dir and returns the admin URL and the data dir.
 func startCoordinator(t *testing.T) (adminURL, dataDir string, logs *lockedBuffer) {
+	adminURL, _, dataDir, logs = startCoordinatorAt(t)
+	return adminURL, dataDir, logs
+}
+
+// startCoordinatorAt is startCoordinator that also returns the gRPC
+// address.
+func startCoordinatorAt(t *testing.T) (adminURL, grpcAddr, dataDir string, logs *lockedBuffer) {
 	t.Helper()
 	dataDir = filepath.Join(t.TempDir(), "data")
-	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	grpcAddr = freeAddr(t)
+	adminAddr := freeAddr(t)
 	logs = &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
@@ -81,7 +93,7 @@ func startCoordinator(t *testing.T) (adminURL, dataDir string, logs *lockedBuffe
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return adminURL, dataDir, logs
+	return adminURL, grpcAddr, dataDir, logs
 }
 
 func TestCoordinatorAndAdminCommands(t *testing.T) {
@@ -212,4 +224,56 @@ func TestCoordinatorFlagErrors(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", msg, r.stderr)
 		}
 	}
+}
+
+// In a fleet, extproc's gRPC health is NOT_SERVING until it holds a
+// snapshot of keys, then SERVING.
+func TestExtProcHealthFollowsSnapshot(t *testing.T) {
+	t.Setenv("TAKUMO_ADMIN_TOKEN", "tka_cli_test_admin_token_0123")
+	adminURL, grpcAddr, _, _ := startCoordinatorAt(t)
+	r := runUnchecked("", "join-keys", "create", "--name", "x", "--output", "json", "--coordinator", adminURL)
+	var jk struct {
+		JoinKey string `json:"join_key"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &jk); err != nil {
+		t.Fatalf("join key: %v %s %s", err, r.stdout, r.stderr)
+	}
+	check := func(t *testing.T, coordinator string, want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		t.Setenv("TAKUMO_COORDINATOR_URL", coordinator)
+		t.Setenv("TAKUMO_JOIN_KEY", jk.JoinKey)
+		t.Setenv("TAKUMO_DATA_DIR", t.TempDir())
+		addr := freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int)
+		logs := &lockedBuffer{}
+		go func() {
+			a := &app{stdin: strings.NewReader(""), stdout: &lockedBuffer{}, stderr: logs}
+			done <- a.run(ctx, []string{"extproc", "--listen", addr})
+		}()
+		defer func() { cancel(); <-done }()
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = conn.Close() }()
+		hc := healthpb.NewHealthClient(conn)
+		deadline := time.Now().Add(15 * time.Second)
+		var got healthpb.HealthCheckResponse_ServingStatus
+		for time.Now().Before(deadline) {
+			resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+			if err == nil {
+				got = resp.GetStatus()
+				if got == want {
+					return
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("health %v, want %v\n%s", got, want, logs.String())
+	}
+	t.Run("coordinator reachable", func(t *testing.T) { check(t, grpcAddr, healthpb.HealthCheckResponse_SERVING) })
+	t.Run("coordinator unreachable", func(t *testing.T) {
+		check(t, freeAddr(t), healthpb.HealthCheckResponse_NOT_SERVING)
+	})
 }

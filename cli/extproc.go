@@ -81,7 +81,7 @@ func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 	if err != nil {
 		return err
 	}
-	srv, _, err := a.newExtProcServer(cfg, nil, logger, nil, fc)
+	srv, fm, err := a.newExtProcServer(cfg, nil, logger, nil, fc)
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,29 @@ func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 	srv.Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
+	if fm != nil {
+		// In a fleet the server is ready only with a usable snapshot of
+		// keys (fail_closed: a current one; fail_open: any), so that
+		// Envoy's health checks and Kubernetes' probes route around it
+		// rather than into 503s.
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		go func() {
+			t := time.NewTicker(500 * time.Millisecond)
+			defer t.Stop()
+			for {
+				st := healthpb.HealthCheckResponse_NOT_SERVING
+				if fm.c.Ready() {
+					st = healthpb.HealthCheckResponse_SERVING
+				}
+				hs.SetServingStatus("", st)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- g.Serve(ln) }()
