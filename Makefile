@@ -37,17 +37,26 @@ test: ## run the tests with the race detector (with the real Claude Code when np
 	fi; \
 	TAKUMO_E2E_CLAUDE=$$claude $(GO) test -race ./...
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	$(MAKE) --no-print-directory chart-test
+
+.PHONY: chart-test
+chart-test: ## the Helm chart and Dockerfile tests (module helm/charttest) and helm lint (helm pinned there)
+	cd helm/charttest && $(GO) test -race ./...
+	cd helm/charttest && $(GO) tool helm lint ../takumo --strict
+	cd helm/charttest && for f in ../takumo/ci/*.yaml; do $(GO) tool helm lint ../takumo --strict -f $$f; done
 
 .PHONY: check
-check: vet lint test-race fmt-check tidy-check generate-check ## everything a change must pass
+check: vet lint test-race chart-test fmt-check tidy-check generate-check ## everything a change must pass
 
 .PHONY: vet
 vet: ## go vet
 	$(GO) vet ./...
+	cd helm/charttest && $(GO) vet ./...
 
 .PHONY: lint
 lint: ## golangci-lint, the version pinned in tools/go.mod
 	$(GOTOOL) golangci-lint run ./...
+	cd helm/charttest && $(GO) tool -modfile=../../tools/go.mod golangci-lint run ./...
 
 .PHONY: test-race
 test-race: ## the tests with the race detector
@@ -59,8 +68,9 @@ fmt-check: ## fail if any file is not gofmt-clean
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: tidy-check
-tidy-check: ## fail if go.mod or go.sum are not tidy
+tidy-check: ## fail if go.mod or go.sum are not tidy (the product's module and the chart tests')
 	$(GO) mod tidy -diff
+	cd helm/charttest && $(GO) mod tidy -diff
 
 .PHONY: generate
 generate: ## regenerate generated code (protos under api/ with buf, pinned in tools/proto/go.mod)
