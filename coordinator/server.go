@@ -62,6 +62,7 @@ type Server struct {
 
 	changes *broadcast
 	streams *registry
+	storeID string
 }
 
 // NewServer returns a Server on opt.Store.
@@ -102,6 +103,9 @@ func NewServer(opt Options) (*Server, error) {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	s.changes.set(v)
+	if s.storeID, err = opt.Store.ID(context.Background()); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
 	return s, nil
 }
 
@@ -287,6 +291,10 @@ func (s *Server) Sync(req *coordv1.SyncRequest, stream grpc.ServerStreamingServe
 	ctx, done := s.streams.add(stream.Context(), gw)
 	defer done()
 	known := req.GetKnownVersion()
+	if id := req.GetKnownStoreId(); id != "" && id != s.storeID {
+		// Versions of another database: only a full snapshot is right.
+		known = 0
+	}
 	send := func() error {
 		c, err := s.store.Changes(ctx, known)
 		if err != nil {
@@ -297,6 +305,7 @@ func (s *Server) Sync(req *coordv1.SyncRequest, stream grpc.ServerStreamingServe
 			base = 0
 		}
 		resp := &coordv1.SyncResponse{Snapshot: snapshotProto(c, base, s.opt.Now())}
+		resp.Snapshot.StoreId = s.storeID
 		if n := proto.Size(resp); n > s.opt.MaxSnapshotBytes {
 			s.log.Error("coordinator: snapshot too large", "gateway_id", gw.ID, "bytes", n, "limit", s.opt.MaxSnapshotBytes)
 			return status.Errorf(codes.ResourceExhausted, "snapshot of %d bytes exceeds the %d-byte limit", n, s.opt.MaxSnapshotBytes)

@@ -248,11 +248,21 @@ func TestSync(t *testing.T) {
 
 	// Reconnecting at the current version: an empty delta. Ahead of the
 	// store: a full snapshot.
+	// Another database's store id (a restored or new one): a full snapshot
+	// even at a version this store has.
+	storeID, err := r.st.ID(ctx)
+	if err != nil || !strings.HasPrefix(storeID, "st_") {
+		t.Fatalf("store id %q %v", storeID, err)
+	}
+	if full.GetStoreId() != storeID {
+		t.Fatalf("snapshot store id %q, want %q", full.GetStoreId(), storeID)
+	}
 	for _, tc := range []struct {
 		known, base uint64
+		storeID     string
 		keys        int
-	}{{v2, v2, 0}, {v2 + 50, 0, 3}} {
-		s2, err := r.client.Sync(gctx, &coordv1.SyncRequest{KnownVersion: tc.known})
+	}{{v2, v2, storeID, 0}, {v2, v2, "", 0}, {v2 + 50, 0, storeID, 3}, {v2, 0, "st_0000000000000001", 3}} {
+		s2, err := r.client.Sync(gctx, &coordv1.SyncRequest{KnownVersion: tc.known, KnownStoreId: tc.storeID})
 		if err != nil {
 			t.Fatal(err)
 		}

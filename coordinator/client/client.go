@@ -506,7 +506,11 @@ func (c *Client) syncLoop(ctx context.Context, api coordv1.CoordinatorServiceCli
 func (c *Client) syncOnce(ctx context.Context, api coordv1.CoordinatorServiceClient, known uint64, bo *backoffState) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := api.Sync(sctx, &coordv1.SyncRequest{KnownVersion: known})
+	var storeID string
+	if cur := c.cur.Load(); cur != nil && known != 0 {
+		storeID = cur.storeID
+	}
+	stream, err := api.Sync(sctx, &coordv1.SyncRequest{KnownVersion: known, KnownStoreId: storeID})
 	if err != nil {
 		return err
 	}

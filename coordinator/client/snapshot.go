@@ -32,6 +32,7 @@ var errBaseMismatch = errors.New("delta does not apply to the snapshot held")
 // makes a new state (copy on write), so a request sees one version whole.
 type state struct {
 	version   uint64
+	storeID   string // the coordinator database the versions belong to
 	createdAt time.Time
 	keys      map[string]*coordv1.ApiKey // by id
 	orgs      map[string]*coordv1.Org    // by id
@@ -48,12 +49,12 @@ type state struct {
 // unknown scope or state, a bad hash) are left out, and so refused, with a
 // warning.
 func apply(cur *state, sn *coordv1.Snapshot, mode keys.Mode, log *slog.Logger) (*state, error) {
-	next := &state{version: sn.GetVersion(), createdAt: sn.GetCreatedAt().AsTime()}
+	next := &state{version: sn.GetVersion(), createdAt: sn.GetCreatedAt().AsTime(), storeID: sn.GetStoreId()}
 	if sn.GetBaseVersion() == 0 {
 		next.keys = make(map[string]*coordv1.ApiKey, len(sn.GetKeys()))
 		next.orgs = make(map[string]*coordv1.Org, len(sn.GetOrgs()))
 	} else {
-		if cur == nil || cur.version != sn.GetBaseVersion() {
+		if cur == nil || cur.version != sn.GetBaseVersion() || (sn.GetStoreId() != "" && cur.storeID != sn.GetStoreId()) {
 			return nil, errBaseMismatch
 		}
 		next.keys = maps.Clone(cur.keys)
@@ -101,7 +102,7 @@ func record(k *coordv1.ApiKey) (keys.Record, error) {
 
 // full is the state as one full snapshot, as snapshot.pb holds it.
 func (s *state) full() *coordv1.Snapshot {
-	sn := &coordv1.Snapshot{Version: s.version, Policy: s.policy}
+	sn := &coordv1.Snapshot{Version: s.version, Policy: s.policy, StoreId: s.storeID}
 	if !s.createdAt.IsZero() {
 		sn.CreatedAt = timestamppb.New(s.createdAt)
 	}

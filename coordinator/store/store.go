@@ -19,7 +19,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"embed"
 	"errors"
 	"fmt"
@@ -85,6 +87,10 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: postgres: %s", redactDSN(err.Error(), dsn))
 	}
+	if err := s.ensureID(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: postgres: %s", redactDSN(err.Error(), dsn))
+	}
 	return s, nil
 }
 
@@ -112,6 +118,10 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxOpenConns(4)
 	s := &Store{db: db, engine: SQLite}
 	if err := s.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("store: sqlite: %w", err)
+	}
+	if err := s.ensureID(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: sqlite: %w", err)
 	}
@@ -155,6 +165,31 @@ func redactDSN(msg, dsn string) string {
 		msg = strings.ReplaceAll(msg, pw, "xxxxx")
 	}
 	return msg
+}
+
+// ensureID gives a new database its random id (kept in meta), once.
+func (s *Store) ensureID(ctx context.Context) error {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	id := int64(binary.BigEndian.Uint64(b[:]) >> 1) //nolint:gosec // G115: 63 bits
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO meta (name, value) VALUES ('store_id', ?) ON CONFLICT (name) DO NOTHING`), id)
+	if err != nil {
+		return fmt.Errorf("store id: %w", err)
+	}
+	return nil
+}
+
+// ID identifies the database: made at its first Open, it changes only
+// with a new (or another) database, so a gateway can tell that versions it
+// holds mean nothing here.
+func (s *Store) ID(ctx context.Context) (string, error) {
+	var v int64
+	if err := s.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'store_id'`).Scan(&v); err != nil {
+		return "", fmt.Errorf("store: id: %w", err)
+	}
+	return fmt.Sprintf("st_%016x", v), nil
 }
 
 // Engine reports which database the store runs on.

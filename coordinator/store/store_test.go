@@ -285,8 +285,20 @@ func TestKeysAndChanges(t *testing.T) {
 			t.Fatalf("empty delta: %+v %v", none, err)
 		}
 
-		// Everything survives a reopen, and migrations run again cleanly.
+		// Everything survives a reopen, and migrations run again cleanly;
+		// the store keeps its id.
+		id1, err := s.ID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s2 := reopen()
+		if id2, err := s2.ID(ctx); err != nil || id2 != id1 {
+			t.Fatalf("store id after reopen %q %v, want %q", id2, err, id1)
+		}
+		other, _ := open(t)
+		if id3, err := other.ID(ctx); err != nil || id3 == id1 {
+			t.Fatalf("two databases share the id %q (%v)", id3, err)
+		}
 		if v, err := s2.Version(ctx); err != nil || v != vDel {
 			t.Fatalf("version after reopen: %d %v", v, err)
 		}

@@ -184,7 +184,11 @@ func (x *RegisterResponse) GetHealthIntervalSeconds() int32 {
 type SyncRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The version of the snapshot the gateway holds (0: none).
-	KnownVersion  uint64 `protobuf:"varint,1,opt,name=known_version,json=knownVersion,proto3" json:"known_version,omitempty"`
+	KnownVersion uint64 `protobuf:"varint,1,opt,name=known_version,json=knownVersion,proto3" json:"known_version,omitempty"`
+	// The store_id of that snapshot. A coordinator whose store has another
+	// id (a new or restored database, whose versions mean other things)
+	// answers with a full snapshot.
+	KnownStoreId  string `protobuf:"bytes,2,opt,name=known_store_id,json=knownStoreId,proto3" json:"known_store_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -224,6 +228,13 @@ func (x *SyncRequest) GetKnownVersion() uint64 {
 		return x.KnownVersion
 	}
 	return 0
+}
+
+func (x *SyncRequest) GetKnownStoreId() string {
+	if x != nil {
+		return x.KnownStoreId
+	}
+	return ""
 }
 
 type SyncResponse struct {
@@ -288,7 +299,10 @@ type Snapshot struct {
 	Orgs          []*Org   `protobuf:"bytes,6,rep,name=orgs,proto3" json:"orgs,omitempty"`
 	RemovedOrgIds []string `protobuf:"bytes,7,rep,name=removed_org_ids,json=removedOrgIds,proto3" json:"removed_org_ids,omitempty"`
 	// The policy, when it changed (always in a full snapshot).
-	Policy        *Policy `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	Policy *Policy `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Identifies the coordinator's database: versions are comparable only
+	// between snapshots of one store_id.
+	StoreId       string `protobuf:"bytes,9,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +391,13 @@ func (x *Snapshot) GetPolicy() *Policy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *Snapshot) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
 }
 
 type ApiKey struct {
@@ -1172,11 +1193,12 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"credential\x18\x02 \x01(\tR\n" +
 	"credential\x12\x10\n" +
 	"\x03org\x18\x03 \x01(\tR\x03org\x126\n" +
-	"\x17health_interval_seconds\x18\x04 \x01(\x05R\x15healthIntervalSeconds\"2\n" +
+	"\x17health_interval_seconds\x18\x04 \x01(\x05R\x15healthIntervalSeconds\"X\n" +
 	"\vSyncRequest\x12#\n" +
-	"\rknown_version\x18\x01 \x01(\x04R\fknownVersion\"K\n" +
+	"\rknown_version\x18\x01 \x01(\x04R\fknownVersion\x12$\n" +
+	"\x0eknown_store_id\x18\x02 \x01(\tR\fknownStoreId\"K\n" +
 	"\fSyncResponse\x12;\n" +
-	"\bsnapshot\x18\x01 \x01(\v2\x1f.takumo.coordinator.v1.SnapshotR\bsnapshot\"\xec\x02\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x1f.takumo.coordinator.v1.SnapshotR\bsnapshot\"\x87\x03\n" +
 	"\bSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12!\n" +
 	"\fbase_version\x18\x02 \x01(\x04R\vbaseVersion\x129\n" +
@@ -1186,7 +1208,8 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x0fremoved_key_ids\x18\x05 \x03(\tR\rremovedKeyIds\x12.\n" +
 	"\x04orgs\x18\x06 \x03(\v2\x1a.takumo.coordinator.v1.OrgR\x04orgs\x12&\n" +
 	"\x0fremoved_org_ids\x18\a \x03(\tR\rremovedOrgIds\x125\n" +
-	"\x06policy\x18\b \x01(\v2\x1d.takumo.coordinator.v1.PolicyR\x06policy\"\xcf\x01\n" +
+	"\x06policy\x18\b \x01(\v2\x1d.takumo.coordinator.v1.PolicyR\x06policy\x12\x19\n" +
+	"\bstore_id\x18\t \x01(\tR\astoreId\"\xcf\x01\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x10\n" +
