@@ -21,8 +21,8 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/binary"
 	"embed"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -173,7 +173,7 @@ func (s *Store) ensureID(ctx context.Context) error {
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
 	}
-	id := int64(binary.BigEndian.Uint64(b[:]) >> 1) //nolint:gosec // G115: 63 bits
+	id := int64(binary.BigEndian.Uint64(b[:]) >> 1)
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO meta (name, value) VALUES ('store_id', ?) ON CONFLICT (name) DO NOTHING`), id)
 	if err != nil {
 		return fmt.Errorf("store id: %w", err)
