@@ -3,9 +3,13 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,8 +284,55 @@ func TestCoordinatorDownAtStart(t *testing.T) {
 	}
 }
 
+// TestCoordinatorRestart restarts the coordinator while a gateway ships
+// audit events and the keys change, on SQLite and on PostgreSQL
+// (TAKUMO_TEST_DATABASE_URL; required under CI=true): the gateway
+// converges and every event is stored exactly once.
 func TestCoordinatorRestart(t *testing.T) {
-	co := newCoord(t, nil)
+	t.Run("sqlite", func(t *testing.T) { testCoordinatorRestart(t, newCoord(t, nil)) })
+	t.Run("postgres", func(t *testing.T) { testCoordinatorRestart(t, newCoordOn(t, pgStore(t), nil)) })
+}
+
+// pgStore opens a store on a fresh schema of TAKUMO_TEST_DATABASE_URL.
+func pgStore(t *testing.T) *store.Store {
+	t.Helper()
+	base := os.Getenv("TAKUMO_TEST_DATABASE_URL")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("TAKUMO_TEST_DATABASE_URL is not set: CI must run the PostgreSQL restart test")
+		}
+		t.Skip("TAKUMO_TEST_DATABASE_URL is not set")
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	schema := "client_test_" + hex.EncodeToString(rnd[:])
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.ExecContext(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = admin.ExecContext(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
+		_ = admin.Close()
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	st, err := store.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func testCoordinatorRestart(t *testing.T, co *coord) {
 	jk, _ := co.joinKey(t)
 	co.key(t, "key_a", "org_a")
 	c := runClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: t.TempDir(), AuditBatch: 100,

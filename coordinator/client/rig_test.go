@@ -46,6 +46,12 @@ func newCoord(t *testing.T, mod func(*coordinator.Options)) *coord {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newCoordOn(t, st, mod)
+}
+
+// newCoordOn is newCoord on a given store (closed at the end of the test).
+func newCoordOn(t *testing.T, st *store.Store, mod func(*coordinator.Options)) *coord {
+	t.Helper()
 	c := &coord{t: t, st: st, addr: "127.0.0.1:0", mod: mod}
 	c.start()
 	t.Cleanup(func() {
