@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -185,6 +186,30 @@ func (f *fleetMember) onSnapshot(uint64) {
 			f.log.Error("coordinator snapshot: policy data section not applied", "section", name, "revision", p.Revision, "err", err)
 		}
 	}
+}
+
+// instrument exports the client's audit buffer on mp:
+// aegis_audit_events_dropped_total (events lost because the buffer was
+// full while the coordinator was away) and aegis_audit_events_buffered.
+func (f *fleetMember) instrument(mp metric.MeterProvider) error {
+	m := mp.Meter("github.com/takumo/aegis/coordinator/client")
+	if _, err := m.Int64ObservableCounter("aegis_audit_events_dropped",
+		metric.WithDescription("Audit events dropped because the buffer for the coordinator was full."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(f.c.Dropped())) //nolint:gosec // G115: a count
+			return nil
+		})); err != nil {
+		return fmt.Errorf("coordinator metrics: %w", err)
+	}
+	if _, err := m.Int64ObservableGauge("aegis_audit_events_buffered",
+		metric.WithDescription("Audit events held until the coordinator acknowledges them."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(f.c.Buffered()))
+			return nil
+		})); err != nil {
+		return fmt.Errorf("coordinator metrics: %w", err)
+	}
+	return nil
 }
 
 // orgPlan is extproc's Config.OrgPlan.

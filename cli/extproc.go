@@ -236,6 +236,13 @@ func (a *app) newExtProcServer(cfg *serverConfig, extraKeys []string, logger *sl
 			return nil, nil, err
 		}
 		keyStore, orgPlan, audit = fm.c.Keys(), fm.orgPlan, fm.audit
+		if mp != nil {
+			if err := fm.instrument(mp); err != nil {
+				fm.stop()
+				stop()
+				return nil, nil, err
+			}
+		}
 		stopPolicy := stop
 		stop = func() { fm.stop(); stopPolicy() }
 	}

@@ -255,6 +255,23 @@ func TestStandaloneGatewayAdmin(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("revoked through the embedded coordinator in %v", time.Since(start).Round(time.Millisecond))
+
+	// The audit buffer is on /metrics.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, g.base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var m bytes.Buffer
+	_, _ = m.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(m.String(), "aegis_audit_events_dropped_total 0") ||
+		!strings.Contains(m.String(), "aegis_audit_events_buffered") {
+		t.Fatalf("/metrics %d lacks the audit buffer:\n%.2000s", resp.StatusCode, m.String())
+	}
 }
 
 // writeCerts writes a CA, a server certificate for 127.0.0.1 and a client
