@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -37,6 +38,8 @@ type fleetMember struct {
 
 	mu    sync.RWMutex
 	plans map[string]string // org → plan, from the last snapshot
+
+	bundleSum [32]byte // SHA-256 of the bundle last loaded; zero: the embedded policy
 }
 
 // fleetConn says how to reach a coordinator: a remote one
@@ -150,6 +153,10 @@ func (f *fleetMember) stop() {
 // engine. A policy data document that does not apply is logged and the
 // running data kept: the engine swaps data atomically per section.
 func (f *fleetMember) onSnapshot(uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, havePolicy := f.c.Policy()
+	f.applyBundle(ctx, p.Bundle)
 	orgs := f.c.Orgs()
 	plans := make(map[string]string, len(orgs))
 	porgs := make(map[string]policy.Org, len(orgs))
@@ -160,15 +167,12 @@ func (f *fleetMember) onSnapshot(uint64) {
 	f.mu.Lock()
 	f.plans = plans
 	f.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	if f.pol != nil && len(porgs) > 0 {
 		if err := f.pol.SetOrgs(ctx, porgs); err != nil {
 			f.log.Error("coordinator snapshot: orgs not applied to the policy", "err", err)
 		}
 	}
-	p, ok := f.c.Policy()
-	if !ok || f.pol == nil || len(p.DataJSON) == 0 {
+	if !havePolicy || f.pol == nil || len(p.DataJSON) == 0 {
 		return
 	}
 	var sections map[string]json.RawMessage
@@ -210,6 +214,41 @@ func (f *fleetMember) instrument(mp metric.MeterProvider) error {
 		return fmt.Errorf("coordinator metrics: %w", err)
 	}
 	return nil
+}
+
+// applyBundle loads the policy bundle the coordinator pushed when it
+// changed (and the embedded policy again when the coordinator's policy no
+// longer has one). A bundle that does not load leaves the running policy
+// in place; the engine logs and counts the failure.
+func (f *fleetMember) applyBundle(ctx context.Context, raw []byte) {
+	if f.pol == nil {
+		return
+	}
+	var sum [32]byte
+	if len(raw) > 0 {
+		sum = sha256.Sum256(raw)
+	}
+	if sum == f.bundleSum {
+		return
+	}
+	var (
+		p   policy.Policy
+		err error
+	)
+	if len(raw) == 0 {
+		p, err = policy.Embedded()
+	} else {
+		p, err = policy.ParseBundle(raw, "coordinator")
+	}
+	if err == nil {
+		err = f.pol.Load(ctx, p)
+	}
+	if err != nil {
+		f.log.Error("coordinator snapshot: policy bundle not loaded; keeping the running policy", "err", err)
+		return
+	}
+	f.bundleSum = sum
+	f.log.Info("coordinator snapshot: policy loaded", "revision", p.Revision)
 }
 
 // orgPlan is extproc's Config.OrgPlan.

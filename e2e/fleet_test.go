@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/takumo/aegis/cli"
 	"github.com/takumo/aegis/e2e/fakeprovider"
+	"github.com/takumo/aegis/policy"
 )
 
 // The fleet: a coordinator and a gateway that gets its keys from it, both
@@ -379,4 +382,91 @@ func TestFleetMTLS(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // give it the chance it must not take
 	r := noCert.post(t, "/v1/messages", "application/json", messagesBody(t, "hi"), nil)
 	wantError(t, r, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE")
+}
+
+// writeBundle writes the embedded policy as an OPA bundle (.tar.gz) with
+// its data changed by edit.
+func writeBundle(t *testing.T, revision string, edit func(map[string]any)) string {
+	t.Helper()
+	p, err := policy.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(p.Data)
+	data, err := json.Marshal(p.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	add := func(name string, b []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("/.manifest", []byte(`{"revision":"`+revision+`"}`))
+	add("/data.json", data)
+	for name, src := range p.Modules {
+		add("/"+filepath.Base(name), []byte(src))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "bundle.tar.gz")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A policy bundle set on the coordinator (policies set --bundle) replaces
+// the gateway's policy; taking it away brings the embedded one back.
+func TestPolicyBundleFromCoordinator(t *testing.T) {
+	p := fakeprovider.New(func(w *fakeprovider.ResponseWriter, r *fakeprovider.Request) {
+		w.JSON(http.StatusOK, anthropicEcho(t, r).JSON())
+	})
+	t.Cleanup(p.Close)
+	adminAddr := freeAddr(t)
+	t.Setenv("TAKUMO_ADMIN_TOKEN", "tka_e2e_bundle_admin_token_0123")
+	g := startGateway(t, p, gatewayOpts{args: []string{"--admin-listen", adminAddr}})
+	status := func() int { return g.post(t, "/v1/messages", "application/json", messagesBody(t, "hi"), nil).status }
+	if st := status(); st != http.StatusOK {
+		t.Fatalf("before: %d", st)
+	}
+	adminCLI := func(args ...string) {
+		t.Helper()
+		var out, errb syncBuffer
+		if code := cli.Main(t.Context(), append(args, "--coordinator", "http://"+adminAddr), strings.NewReader(""), &out, &errb); code != cli.ExitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+	}
+	// The enterprise plan (the standalone org's) may use haiku only.
+	bundle := writeBundle(t, "haiku-only", func(d map[string]any) {
+		d["plans"].(map[string]any)["enterprise"].(map[string]any)["models"] = []any{"haiku"}
+	})
+	adminCLI("policies", "set", "--revision", "haiku-only", "--bundle", bundle)
+	poll := func(want int) func() bool {
+		return func() bool {
+			time.Sleep(50 * time.Millisecond) // stay far below the rate limit
+			return status() == want
+		}
+	}
+	waitFor(t, "the bundle to deny the model", poll(http.StatusForbidden), g.stderr)
+	r := g.post(t, "/v1/messages", "application/json", messagesBody(t, "hi"), nil)
+	if b := wantError(t, r, http.StatusForbidden, "FORBIDDEN"); !strings.Contains(b.Error.Message, "claude-sonnet-4-5") {
+		t.Fatalf("403 message %q does not name the model", b.Error.Message)
+	}
+	data := filepath.Join(t.TempDir(), "data.json")
+	if err := os.WriteFile(data, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminCLI("policies", "set", "--revision", "data-only", "--data", data)
+	waitFor(t, "the embedded policy back", poll(http.StatusOK), g.stderr)
 }
