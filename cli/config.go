@@ -124,6 +124,9 @@ type serverConfig struct {
 	// coordinator when set); CoordinatorCert and CoordinatorKey are this
 	// gateway's client certificate for a coordinator that requires mTLS.
 	CoordinatorCA, CoordinatorCert, CoordinatorKey string
+	// MetricsAddr is where extproc serves /metrics (Prometheus text); ""
+	// serves none. (The gateway serves /metrics on its own listener.)
+	MetricsAddr string
 	// AdminListen is where a standalone gateway serves its embedded
 	// coordinator's admin API ("off": nowhere).
 	AdminListen string
@@ -395,6 +398,15 @@ func serverSettings() []setting {
 		{key: "data_dir", cmds: forBoth,
 			usage: "`DIR` for the coordinator registration, the last snapshot and the audit sequence (with --coordinator-url)",
 			set:   setString(func(c *serverConfig) *string { return &c.DataDir })},
+		{key: "metrics_addr", cmds: forExtProc,
+			usage: "`ADDR` (host:port) to serve Prometheus metrics on, at /metrics; default: none",
+			set: func(c *serverConfig, v string) error {
+				if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+					return fmt.Errorf("%q is not host:port", v)
+				}
+				c.MetricsAddr = v
+				return nil
+			}},
 		{key: "admin_listen", cmds: forGateway,
 			usage: "`ADDR` of the embedded coordinator's admin API of a standalone gateway (the keys, usage, audit … commands), or off",
 			set:   setString(func(c *serverConfig) *string { return &c.AdminListen })},

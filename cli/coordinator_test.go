@@ -277,3 +277,35 @@ func TestExtProcHealthFollowsSnapshot(t *testing.T) {
 		check(t, freeAddr(t), healthpb.HealthCheckResponse_NOT_SERVING)
 	})
 }
+
+// extproc --metrics-addr serves the ext_proc server's metrics for
+// Prometheus.
+func TestExtProcMetricsEndpoint(t *testing.T) {
+	t.Setenv("TAKUMO_API_KEYS", "tk_test_"+strings.Repeat("c", 64))
+	addr, maddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	logs := &lockedBuffer{}
+	go func() {
+		a := &app{stdin: strings.NewReader(""), stdout: &lockedBuffer{}, stderr: logs}
+		done <- a.run(ctx, []string{"extproc", "--listen", addr, "--metrics-addr", maddr})
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+maddr+"/metrics", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Contains(b.String(), "aegis_") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no metrics on %s: %v\n%s", maddr, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

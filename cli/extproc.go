@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/takumo/aegis/extproc"
+	"github.com/takumo/aegis/gateway"
 	"github.com/takumo/aegis/llm"
 	"github.com/takumo/aegis/policy"
 	"github.com/takumo/aegis/token"
@@ -81,7 +83,26 @@ func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
 	if err != nil {
 		return err
 	}
-	srv, fm, err := a.newExtProcServer(cfg, nil, logger, nil, fc)
+	var mp metric.MeterProvider
+	if cfg.MetricsAddr != "" {
+		smp, handler, err := gateway.NewPrometheusMetrics()
+		if err != nil {
+			return fmt.Errorf("extproc: metrics: %w", err)
+		}
+		defer func() { _ = smp.Shutdown(context.WithoutCancel(ctx)) }()
+		mln, err := listen(ctx, cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", handler)
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ms.Serve(mln) }()
+		defer func() { _ = ms.Close() }()
+		logger.Info("extproc metrics listening", "addr", mln.Addr().String())
+		mp = smp
+	}
+	srv, fm, err := a.newExtProcServer(cfg, nil, logger, mp, fc)
 	if err != nil {
 		return err
 	}
