@@ -23,7 +23,7 @@ var wantObjects = map[string][]string{
 		"ConfigMap/aegis-gateway-envoy", "Deployment/aegis-gateway", "Deployment/gateway-coordinator",
 		"HorizontalPodAutoscaler/aegis-gateway", "NetworkPolicy/aegis-gateway", "NetworkPolicy/gateway-coordinator",
 		"PodDisruptionBudget/aegis-gateway", "PodDisruptionBudget/gateway-coordinator",
-		"Service/aegis-gateway", "Service/gateway-coordinator",
+		"Service/aegis-gateway", "Service/aegis-gateway-metrics", "Service/gateway-coordinator",
 	},
 	"ha-values": {
 		"ConfigMap/aegis-gateway-envoy", "ConfigMap/ratelimit-config", "Deployment/aegis-gateway",
@@ -31,19 +31,21 @@ var wantObjects = map[string][]string{
 		"HorizontalPodAutoscaler/aegis-gateway", "NetworkPolicy/aegis-gateway", "NetworkPolicy/gateway-coordinator",
 		"NetworkPolicy/ratelimit", "NetworkPolicy/redis", "PodDisruptionBudget/aegis-gateway",
 		"PodDisruptionBudget/gateway-coordinator", "PodDisruptionBudget/ratelimit", "Service/aegis-gateway",
-		"Service/gateway-coordinator", "Service/ratelimit", "Service/redis", "ServiceMonitor/ratelimit",
+		"Service/aegis-gateway-metrics", "Service/gateway-coordinator", "Service/ratelimit", "Service/redis",
+		"ServiceMonitor/aegis-gateway", "ServiceMonitor/ratelimit",
 	},
 	"minimal-values": {
 		"Deployment/aegis-gateway", "Deployment/gateway-coordinator", "Secret/aegis-join-key",
 		"Secret/aegis-provider-keys", "Secret/aegis-token-secret", "Secret/coordinator-admin-token",
-		"Service/aegis-extproc", "Service/gateway-coordinator",
+		"Service/aegis-extproc", "Service/aegis-gateway-metrics", "Service/gateway-coordinator",
 	},
 	"existing-secrets-values": {
 		"ConfigMap/aegis-gateway-envoy", "ConfigMap/ratelimit-config", "Deployment/aegis-gateway",
 		"Deployment/gateway-coordinator", "Deployment/ratelimit", "HorizontalPodAutoscaler/aegis-gateway",
 		"NetworkPolicy/aegis-gateway", "NetworkPolicy/gateway-coordinator", "NetworkPolicy/ratelimit",
 		"PodDisruptionBudget/aegis-gateway", "PodDisruptionBudget/gateway-coordinator",
-		"PodDisruptionBudget/ratelimit", "Service/aegis-gateway", "Service/gateway-coordinator", "Service/ratelimit",
+		"PodDisruptionBudget/ratelimit", "Service/aegis-gateway", "Service/aegis-gateway-metrics",
+		"Service/gateway-coordinator", "Service/ratelimit",
 	},
 }
 
@@ -290,7 +292,9 @@ func checkSelectorsFindPods(t *testing.T, m *manifest) {
 		matchesPods("NetworkPolicy/"+n, &np.Spec.PodSelector)
 		for _, r := range np.Spec.Ingress {
 			for _, f := range r.From {
-				if f.PodSelector != nil {
+				// A peer with a namespaceSelector (networkPolicy.metricsFrom) selects pods
+				// of other namespaces, which the chart does not render.
+				if f.PodSelector != nil && f.NamespaceSelector == nil {
 					matchesPods("NetworkPolicy/"+n+" ingress from", f.PodSelector)
 				}
 			}
@@ -303,21 +307,31 @@ func checkSelectorsFindPods(t *testing.T, m *manifest) {
 			}
 		}
 	}
+	// Every ServiceMonitor selects exactly one Service of the release namespace, and each
+	// endpoint names a port of it (checkServices: whose target a container declares).
 	for n, sm := range m.serviceMonitors {
-		sel, _ := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
-		found := false
+		sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
+		if err != nil || sel.Empty() {
+			t.Errorf("ServiceMonitor/%s: selector %v: %v", n, sm.Spec.Selector, err)
+			continue
+		}
+		if !slices.Equal(sm.Spec.NamespaceSelector.MatchNames, []string{namespace}) {
+			t.Errorf("ServiceMonitor/%s: namespaces %v, want [%s]", n, sm.Spec.NamespaceSelector.MatchNames, namespace)
+		}
+		var selected []*corev1.Service
 		for _, s := range m.services {
 			if sel.Matches(labels.Set(s.Labels)) {
-				found = true
-				for _, e := range sm.Spec.Endpoints {
-					if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == e.Port }) {
-						t.Errorf("ServiceMonitor/%s: endpoint port %q is not a port of Service/%s", n, e.Port, s.Name)
-					}
-				}
+				selected = append(selected, s)
 			}
 		}
-		if !found || len(sm.Spec.Endpoints) == 0 {
-			t.Errorf("ServiceMonitor/%s: selects no Service or has no endpoints", n)
+		if len(selected) != 1 || len(sm.Spec.Endpoints) == 0 {
+			t.Errorf("ServiceMonitor/%s: selects %d Services (want 1) with %d endpoints", n, len(selected), len(sm.Spec.Endpoints))
+			continue
+		}
+		for _, e := range sm.Spec.Endpoints {
+			if !slices.ContainsFunc(selected[0].Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == e.Port }) {
+				t.Errorf("ServiceMonitor/%s: endpoint port %q is not a port of Service/%s", n, e.Port, selected[0].Name)
+			}
 		}
 	}
 }

@@ -1,10 +1,13 @@
 package charttest
 
 import (
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func renderDecoded(t *testing.T, vals map[string]any) *manifest {
@@ -20,17 +23,26 @@ func renderDecoded(t *testing.T, vals map[string]any) *manifest {
 	return m
 }
 
-// peersOf returns "*" for a rule without peers, else the app.kubernetes.io/name of each
-// pod-selector peer.
+// anyNamespace is the peer of every pod in every namespace: an empty namespaceSelector
+// alone (not "*": addresses outside the cluster stay out).
+const anyNamespace = "any namespace"
+
+// peersOf returns "*" for a rule without peers, else for each peer the
+// app.kubernetes.io/name of a pod-selector peer in the release namespace, anyNamespace,
+// or "other".
 func peersOf(peers []networkingv1.NetworkPolicyPeer) []string {
 	if len(peers) == 0 {
 		return []string{"*"}
 	}
 	var out []string
 	for _, p := range peers {
-		if p.PodSelector != nil {
+		switch {
+		case p.PodSelector != nil && p.NamespaceSelector == nil && p.IPBlock == nil:
 			out = append(out, p.PodSelector.MatchLabels["app.kubernetes.io/name"])
-		} else {
+		case p.PodSelector == nil && p.IPBlock == nil && p.NamespaceSelector != nil &&
+			len(p.NamespaceSelector.MatchLabels) == 0 && len(p.NamespaceSelector.MatchExpressions) == 0:
+			out = append(out, anyNamespace)
+		default:
 			out = append(out, "other")
 		}
 	}
@@ -87,24 +99,51 @@ func equalFlows(t *testing.T, what string, got map[flow]bool, want []flow) {
 func TestNetworkPolicies(t *testing.T) {
 	const tcp, udp = corev1.ProtocolTCP, corev1.ProtocolUDP
 	dns := []flow{{53, udp, "*"}, {53, tcp, "*"}}
+	gwOut := append([]flow{{443, tcp, "*"}, {50051, tcp, "gateway-coordinator"}}, dns...)
+	coord := [2][]flow{{{50051, tcp, "aegis-gateway"}, {8081, tcp, "*"}}, append([]flow{{5432, tcp, "*"}}, dns...)}
+	withRL := map[string]any{"ratelimit": map[string]any{"enabled": true}, "redis": map[string]any{"enabled": true}}
+	// A Prometheus in the namespace monitoring: one peer of both selectors.
+	prometheus := map[string]any{
+		"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}},
+		"podSelector":       map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "prometheus"}},
+	}
 	for _, tc := range []struct {
 		name string
 		vals map[string]any
 		want map[string][2][]flow // NetworkPolicy name: ingress, egress
 	}{
 		{"defaults", nil, map[string][2][]flow{
-			"aegis-gateway":       {{{8443, tcp, "*"}}, append([]flow{{443, tcp, "*"}, {50051, tcp, "gateway-coordinator"}}, dns...)},
-			"gateway-coordinator": {{{50051, tcp, "aegis-gateway"}, {8081, tcp, "*"}}, append([]flow{{5432, tcp, "*"}}, dns...)},
+			"aegis-gateway":       {{{8443, tcp, "*"}, {9464, tcp, anyNamespace}}, gwOut},
+			"gateway-coordinator": coord,
 		}},
-		{"ratelimit and redis", map[string]any{"ratelimit": map[string]any{"enabled": true}, "redis": map[string]any{"enabled": true}}, map[string][2][]flow{
-			"aegis-gateway":       {{{8443, tcp, "*"}}, append([]flow{{443, tcp, "*"}, {50051, tcp, "gateway-coordinator"}, {8081, tcp, "ratelimit"}}, dns...)},
-			"gateway-coordinator": {{{50051, tcp, "aegis-gateway"}, {8081, tcp, "*"}}, append([]flow{{5432, tcp, "*"}}, dns...)},
-			"ratelimit":           {{{8081, tcp, "aegis-gateway"}, {9090, tcp, "*"}}, append([]flow{{6379, tcp, "*"}}, dns...)},
+		{"ratelimit and redis", withRL, map[string][2][]flow{
+			"aegis-gateway":       {{{8443, tcp, "*"}, {9464, tcp, anyNamespace}}, append([]flow{{8081, tcp, "ratelimit"}}, gwOut...)},
+			"gateway-coordinator": coord,
+			"ratelimit":           {{{8081, tcp, "aegis-gateway"}, {9090, tcp, anyNamespace}}, append([]flow{{6379, tcp, "*"}}, dns...)},
 			"redis":               {{{6379, tcp, "ratelimit"}}, nil},
 		}},
 		{"no Envoy in the pod", map[string]any{"gateway": map[string]any{"envoy": map[string]any{"enabled": false}}}, map[string][2][]flow{
-			"aegis-gateway":       {{{9000, tcp, "*"}}, append([]flow{{443, tcp, "*"}, {50051, tcp, "gateway-coordinator"}}, dns...)},
-			"gateway-coordinator": {{{50051, tcp, "aegis-gateway"}, {8081, tcp, "*"}}, append([]flow{{5432, tcp, "*"}}, dns...)},
+			"aegis-gateway":       {{{9000, tcp, "*"}, {9464, tcp, anyNamespace}}, gwOut},
+			"gateway-coordinator": coord,
+		}},
+		{"metrics on another port", map[string]any{"gateway": map[string]any{"extproc": map[string]any{"metricsPort": 9100}}}, map[string][2][]flow{
+			"aegis-gateway":       {{{8443, tcp, "*"}, {9100, tcp, anyNamespace}}, gwOut},
+			"gateway-coordinator": coord,
+		}},
+		{"metrics from Prometheus only", map[string]any{"ratelimit": withRL["ratelimit"], "redis": withRL["redis"],
+			"networkPolicy": map[string]any{"metricsFrom": []any{prometheus}}}, map[string][2][]flow{
+			"aegis-gateway":       {{{8443, tcp, "*"}, {9464, tcp, "other"}}, append([]flow{{8081, tcp, "ratelimit"}}, gwOut...)},
+			"gateway-coordinator": coord,
+			"ratelimit":           {{{8081, tcp, "aegis-gateway"}, {9090, tcp, "other"}}, append([]flow{{6379, tcp, "*"}}, dns...)},
+			"redis":               {{{6379, tcp, "ratelimit"}}, nil},
+		}},
+		// An empty list admits no scraper; it must not become a rule without peers (anyone).
+		{"metrics from no one", map[string]any{"ratelimit": withRL["ratelimit"], "redis": withRL["redis"],
+			"networkPolicy": map[string]any{"metricsFrom": []any{}}}, map[string][2][]flow{
+			"aegis-gateway":       {{{8443, tcp, "*"}}, append([]flow{{8081, tcp, "ratelimit"}}, gwOut...)},
+			"gateway-coordinator": coord,
+			"ratelimit":           {{{8081, tcp, "aegis-gateway"}}, append([]flow{{6379, tcp, "*"}}, dns...)},
+			"redis":               {{{6379, tcp, "ratelimit"}}, nil},
 		}},
 		{"off", map[string]any{"networkPolicy": map[string]any{"enabled": false}}, map[string][2][]flow{}},
 	} {
@@ -129,6 +168,46 @@ func TestNetworkPolicies(t *testing.T) {
 				equalFlows(t, "NetworkPolicy/"+name+" egress", egressFlows(np), want[1])
 			}
 		})
+	}
+}
+
+// TestMetricsPeersAsGiven: networkPolicy.metricsFrom reaches both metrics rules unchanged.
+func TestMetricsPeersAsGiven(t *testing.T) {
+	peers := []networkingv1.NetworkPolicyPeer{
+		{
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}},
+			PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+				{Key: "app.kubernetes.io/name", Operator: metav1.LabelSelectorOpIn, Values: []string{"prometheus", "vmagent"}},
+			}},
+		},
+		{IPBlock: &networkingv1.IPBlock{CIDR: "10.0.0.0/8", Except: []string{"10.1.0.0/16"}}},
+	}
+	b, err := json.Marshal(peers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asValues []any
+	if err := json.Unmarshal(b, &asValues); err != nil {
+		t.Fatal(err)
+	}
+	m := renderDecoded(t, map[string]any{
+		"ratelimit":     map[string]any{"enabled": true, "redisAddress": "redis:6379"},
+		"networkPolicy": map[string]any{"metricsFrom": asValues},
+	})
+	for name, port := range map[string]int32{"aegis-gateway": 9464, "ratelimit": 9090} {
+		np := m.netpols[name]
+		if np == nil {
+			t.Fatalf("no NetworkPolicy/%s", name)
+		}
+		var got []networkingv1.NetworkPolicyPeer
+		for _, r := range np.Spec.Ingress {
+			if len(r.Ports) == 1 && r.Ports[0].Port.IntVal == port {
+				got = r.From
+			}
+		}
+		if !reflect.DeepEqual(got, peers) {
+			t.Errorf("NetworkPolicy/%s: metrics port %d from %+v, want %+v", name, port, got, peers)
+		}
 	}
 }
 

@@ -33,10 +33,16 @@ var badValues = []struct {
 	{"resources with a bad quantity", map[string]any{"gateway": map[string]any{"envoy": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "lots"}}}}}, "memory", false},
 	{"unknown resources key", map[string]any{"coordinator": map[string]any{"resources": map[string]any{"limit": map[string]any{}}}}, "limit", false},
 	{"redis address without port", map[string]any{"ratelimit": map[string]any{"redisAddress": "redis"}}, "redisAddress", false},
+	{"metrics port out of range", map[string]any{"gateway": map[string]any{"extproc": map[string]any{"metricsPort": 0}}}, "metricsPort", false},
+	{"metrics peer with an unknown key", map[string]any{"networkPolicy": map[string]any{"metricsFrom": []any{map[string]any{"namespaceSelectr": map[string]any{}}}}}, "namespaceSelectr", false},
+	{"metrics peer empty", map[string]any{"networkPolicy": map[string]any{"metricsFrom": []any{map[string]any{}}}}, "metricsFrom", false},
+	{"metrics peers not a list", map[string]any{"networkPolicy": map[string]any{"metricsFrom": "monitoring"}}, "metricsFrom", false},
 	// Rules across keys, enforced by the templates (templates/validate.yaml).
 	{"SQLite with two coordinators", map[string]any{"coordinator": map[string]any{"database": map[string]any{"enabled": false}}}, "SQLite", true},
 	{"ratelimit without Redis", map[string]any{"ratelimit": map[string]any{"enabled": true}}, "needs a Redis", true},
-	{"ServiceMonitor without ratelimit", map[string]any{"serviceMonitor": map[string]any{"enabled": true}}, "set ratelimit.enabled=true", true},
+	{"metrics port on the gRPC port", map[string]any{"gateway": map[string]any{"extproc": map[string]any{"metricsPort": 9000}}}, "metricsPort: 9000 is taken by gateway.extproc.port", true},
+	{"metrics port on Envoy's listener", map[string]any{"gateway": map[string]any{"extproc": map[string]any{"metricsPort": 8443}}}, "metricsPort: 8443 is taken by Envoy's listener", true},
+	{"metrics port on Envoy's admin", map[string]any{"gateway": map[string]any{"extproc": map[string]any{"metricsPort": 9901}}}, "metricsPort: 9901 is taken by Envoy's admin interface", true},
 	{"HPA min above max", map[string]any{"gateway": map[string]any{"autoscaling": map[string]any{"minReplicas": 8, "maxReplicas": 4}}}, "minReplicas (8) is above maxReplicas (4)", true},
 	{"create without a value", map[string]any{"gateway": map[string]any{"joinKey": map[string]any{"create": true}}}, "gateway.joinKey: create is true but value is empty", true},
 }

@@ -65,8 +65,14 @@ redis.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:6379
 {{- if and .Values.ratelimit.enabled (not .Values.ratelimit.redisAddress) (not .Values.redis.enabled) -}}
 {{- fail "ratelimit: needs a Redis: set ratelimit.redisAddress (host:port) or redis.enabled=true" -}}
 {{- end -}}
-{{- if and .Values.serviceMonitor.enabled (not .Values.ratelimit.enabled) -}}
-{{- fail "serviceMonitor: scrapes the rate-limit service: set ratelimit.enabled=true too" -}}
+{{- $g := .Values.gateway -}}
+{{- $taken := dict (toString $g.extproc.port) "gateway.extproc.port" -}}
+{{- if $g.envoy.enabled -}}
+{{- $_ := set $taken "8443" "Envoy's listener" -}}
+{{- $_ := set $taken "9901" "Envoy's admin interface" -}}
+{{- end -}}
+{{- with get $taken (toString $g.extproc.metricsPort) -}}
+{{- fail (printf "gateway.extproc.metricsPort: %d is taken by %s in the gateway pod; pick another port" (int $g.extproc.metricsPort) .) -}}
 {{- end -}}
 {{- range $name, $a := dict "gateway" .Values.gateway.autoscaling "coordinator" $c.autoscaling -}}
 {{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) -}}
