@@ -62,6 +62,20 @@ wait_up() { # url
 	return 1
 }
 
+# The standalone org's plan (enterprise) allows 500 requests a minute, and
+# TAKUMO_RATE_LIMIT_PER_ORG can only lower a plan's limit: the benchmark's
+# gateway loads the embedded policy as a bundle whose enterprise plan is
+# unlimited (-1), so the load runs measure the gateway, not the limiter.
+make_bench_policy() {
+	mkdir -p "$OUT/policy"
+	for f in policy/rego/*.rego; do
+		case "$f" in *_test.rego) ;; *) cp "$f" "$OUT/policy/" ;; esac
+	done
+	sed 's/rate_limits: {per_minute: 500, per_hour: 20000}/rate_limits: {per_minute: -1, per_hour: -1}/' \
+		policy/data/plans.yaml >"$OUT/policy/data.yaml"
+	grep -q 'per_minute: -1' "$OUT/policy/data.yaml" || { echo "bench policy: the enterprise limits were not replaced" >&2; exit 1; }
+}
+
 start_gateway() { # sets GW_PID
 	if [ "${GATEWAY:-bin}" = inproc ]; then
 		"$OUT/aegisbench" gateway -listen 127.0.0.1:$P_GATEWAY -upstream http://127.0.0.1:$P_PROVIDER >"$OUT/gateway.out" 2>"$OUT/gateway.log" &
@@ -69,7 +83,7 @@ start_gateway() { # sets GW_PID
 		TAKUMO_API_KEYS=$TAKUMO_KEY TAKUMO_ANTHROPIC_API_KEY=$PROVIDER_KEY \
 			TAKUMO_ANTHROPIC_URL=http://127.0.0.1:$P_PROVIDER TAKUMO_LISTEN_ADDR=127.0.0.1:$P_GATEWAY \
 			TAKUMO_RATE_LIMIT_PER_KEY=100000000 TAKUMO_RATE_LIMIT_PER_ORG=100000000 \
-			TAKUMO_DATA_DIR="$OUT/data" TAKUMO_ADMIN_LISTEN=off \
+			TAKUMO_DATA_DIR="$OUT/data" TAKUMO_ADMIN_LISTEN=off TAKUMO_POLICY_BUNDLE="$OUT/policy" \
 			"$OUT/takumo-aegis" gateway >"$OUT/gateway.out" 2>"$OUT/gateway.log" &
 	fi
 	GW_PID=$!
@@ -93,6 +107,7 @@ PV_PID=$!
 PIDS+=("$PV_PID")
 wait_up http://127.0.0.1:$P_PROVIDER/stats
 start_proxy
+make_bench_policy
 start_gateway
 
 D=http://127.0.0.1:$P_PROVIDER
