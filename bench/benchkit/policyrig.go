@@ -52,6 +52,11 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 	if err != nil {
 		return nil, fmt.Errorf("detector: %w", err)
 	}
+	if opts.Policy == nil {
+		if opts.Policy, err = unlimitedPolicy(log); err != nil {
+			return nil, err
+		}
+	}
 	keys := extproc.NewMemKeys()
 	if err := keys.Add(TakumoKey, extproc.Identity{KeyID: "key_bench", Org: Org,
 		Mode: extproc.ModeTest, Scopes: []string{extproc.ScopeShieldWrite}}); err != nil {
@@ -127,4 +132,33 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 			return errors.Join(err, srv.Close())
 		},
 	}, nil
+}
+
+// unlimitedPolicy is the embedded policy with every plan's rate limits
+// off (-1): the load measurements measure the gateway, not the limiter
+// (the enterprise plan allows 500 requests a minute).
+func unlimitedPolicy(log *slog.Logger) (*policy.Engine, error) {
+	ctx := context.Background()
+	p, err := policy.Embedded()
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	plans, ok := p.Data["plans"].(map[string]any)
+	if !ok {
+		return nil, errors.New("policy: the embedded data has no plans")
+	}
+	for _, pl := range plans {
+		if m, ok := pl.(map[string]any); ok {
+			m["rate_limits"] = map[string]any{"per_minute": -1, "per_hour": -1}
+		}
+	}
+	p.Source, p.Revision = "bench", "bench-unlimited"
+	e, err := policy.New(ctx, policy.Options{Logger: log, Sink: policy.DiscardSink{}})
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if err := e.Load(ctx, p); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	return e, nil
 }
