@@ -25,7 +25,7 @@ import (
 // Options configure a Server. Zero values take the defaults of the Takumo
 // reference.
 type Options struct {
-	Store  *store.Store
+	Store  Storage
 	Logger *slog.Logger
 	// Debounce is how long Sync waits after a change for more changes
 	// before it sends one delta (TAKUMO_POLICY_DEBOUNCE_MS, default 500 ms).
@@ -58,7 +58,7 @@ type Server struct {
 
 	opt   Options
 	log   *slog.Logger
-	store *store.Store
+	store Storage
 
 	changes *broadcast
 	streams *registry

@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -475,4 +476,55 @@ func TestShutdownEndsStreams(t *testing.T) {
 	r.srv.Shutdown()
 	_, err = s.Recv()
 	wantCode(t, err, codes.Unavailable, "shutting down")
+}
+
+// flakyStorage fails AppendAudit while fail is set.
+type flakyStorage struct {
+	Storage
+	fail atomic.Bool
+}
+
+func (f *flakyStorage) AppendAudit(ctx context.Context, evs []store.AuditEvent) (int, error) {
+	if f.fail.Load() {
+		return 0, errors.New("disk full")
+	}
+	return f.Storage.AppendAudit(ctx, evs)
+}
+
+// A storage failure while shipping audit acknowledges nothing and ends the
+// stream with UNAVAILABLE; the gateway's resend then stores every event
+// exactly once.
+func TestShipAuditStorageFailure(t *testing.T) {
+	var flaky *flakyStorage
+	r := newRig(t, func(o *Options) {
+		flaky = &flakyStorage{Storage: o.Store}
+		o.Store = flaky
+		o.AuditBatch = 10
+	})
+	raw, _ := r.joinKey(t, "")
+	gctx, reg := r.register(t, raw)
+	flaky.fail.Store(true)
+	s, err := r.client.ShipAudit(gctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(auditBatch(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Recv()
+	wantCode(t, err, codes.Unavailable, "storage unavailable")
+	flaky.fail.Store(false)
+	s2, err := r.client.ShipAudit(gctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Send(auditBatch(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := s2.Recv(); err != nil || ack.GetAckedThrough() != 10 {
+		t.Fatalf("ack after recovery: %v %v", ack, err)
+	}
+	if n, err := r.st.AuditCount(context.Background(), reg.GetGatewayId()); err != nil || n != 10 {
+		t.Fatalf("stored %d (%v), want 10", n, err)
+	}
 }
