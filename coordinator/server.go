@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -118,6 +119,12 @@ func (s *Server) ServerOptions() []grpc.ServerOption {
 		grpc.ChainStreamInterceptor(s.streamAuth),
 		grpc.MaxSendMsgSize(s.opt.MaxSnapshotBytes + 1<<10),
 		grpc.MaxRecvMsgSize(16 << 20),
+		// Gateways ping every 30 s to find half-open connections; allow
+		// it (gRPC's default refuses pings more often than every 5 min
+		// and would close their connections with too_many_pings), and
+		// ping idle gateways ourselves so a vanished one's streams end.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 	}
 }
 

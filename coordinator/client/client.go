@@ -63,6 +63,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -342,6 +343,11 @@ func (c *Client) Run(ctx context.Context) error {
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: c.opt.MinBackoff, Multiplier: 1.6,
 			Jitter: 0.2, MaxDelay: c.opt.MaxBackoff}, MinConnectTimeout: 5 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecv)),
+		// A half-open connection (a node gone, a NAT entry dropped) is
+		// noticed within about 40 s rather than at the next health report;
+		// the coordinator permits pings this often (ServerOptions).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			PermitWithoutStream: true}),
 	}, c.opt.DialOptions...)
 	conn, err := grpc.NewClient(c.opt.Addr, dial...)
 	if err != nil {
