@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -64,6 +65,8 @@ type Server struct {
 	changes *broadcast
 	streams *registry
 	storeID string
+
+	auditReceived atomic.Int64 // events taken off ShipAudit streams (tests wait on it)
 }
 
 // NewServer returns a Server on opt.Store.
@@ -432,6 +435,15 @@ func (s *Server) ShipAudit(stream grpc.BidiStreamingServer[coordv1.ShipAuditRequ
 	for {
 		select {
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), errShuttingDown) && len(pending) > 0 {
+				// Store and acknowledge what arrived before the shutdown,
+				// so the gateway need not send it again elsewhere.
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				if _, err := s.store.AppendAudit(fctx, pending); err == nil {
+					_ = stream.Send(&coordv1.ShipAuditResponse{AckedThrough: maxSeq})
+				}
+				cancel()
+			}
 			return streamEnd(ctx)
 		case <-t.C:
 			if err := flush(); err != nil {
@@ -450,6 +462,7 @@ func (s *Server) ShipAudit(stream grpc.BidiStreamingServer[coordv1.ShipAuditRequ
 				}
 				pending = append(pending, auditEvent(gw.ID, e))
 				maxSeq = max(maxSeq, e.GetSeq())
+				s.auditReceived.Add(1)
 			}
 			if len(pending) >= s.opt.AuditBatch {
 				if err := flush(); err != nil {

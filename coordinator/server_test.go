@@ -528,3 +528,39 @@ func TestShipAuditStorageFailure(t *testing.T) {
 		t.Fatalf("stored %d (%v), want 10", n, err)
 	}
 }
+
+// On shutdown, events received but not yet stored are stored and
+// acknowledged before the stream ends with UNAVAILABLE.
+func TestShipAuditShutdownFlushes(t *testing.T) {
+	r := newRig(t, func(o *Options) { o.AuditBatch = 1000 }) // AuditFlush is an hour in the rig
+	raw, _ := r.joinKey(t, "")
+	gctx, reg := r.register(t, raw)
+	s, err := r.client.ShipAudit(gctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(auditBatch(1, 7)); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the server holds them; nothing is stored yet.
+	deadline := time.Now().Add(10 * time.Second)
+	for r.srv.auditReceived.Load() < 7 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not receive the events")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n, _ := r.st.AuditCount(context.Background(), reg.GetGatewayId()); n != 0 {
+		t.Fatalf("stored %d before the batch filled", n)
+	}
+	r.srv.Shutdown()
+	ack, err := s.Recv()
+	if err != nil || ack.GetAckedThrough() != 7 {
+		t.Fatalf("ack on shutdown: %v %v", ack, err)
+	}
+	_, err = s.Recv()
+	wantCode(t, err, codes.Unavailable, "shutting down")
+	if n, err := r.st.AuditCount(context.Background(), reg.GetGatewayId()); err != nil || n != 7 {
+		t.Fatalf("stored %d (%v), want 7", n, err)
+	}
+}
