@@ -289,10 +289,40 @@ func (s *Server) ReportHealth(ctx context.Context, req *coordv1.ReportHealthRequ
 			return nil, s.internal("usage", err)
 		}
 	}
+	orgs := map[string]bool{}
+	if gw.Org != "" {
+		orgs[gw.Org] = true
+	}
+	for _, u := range req.GetUsage() {
+		orgs[clip(u.GetOrg(), 128)] = true
+	}
+	for i, o := range req.GetUsageOrgs() {
+		if i >= 1000 {
+			break // a bound on the work one report can ask for
+		}
+		if gw.Org == "" || o == gw.Org {
+			orgs[clip(o, 128)] = true
+		}
+	}
+	var orgUsage []*coordv1.UsageDelta
+	for org := range orgs {
+		rows, err := s.store.Usage(ctx, org, now)
+		if err != nil {
+			return nil, s.internal("usage", err)
+		}
+		total := &coordv1.UsageDelta{Org: org, Month: timestamppb.New(now), Mode: "live"}
+		for _, r := range rows {
+			if r.Mode == "live" {
+				total.Requests += r.Requests
+				total.Credits += r.Credits
+			}
+		}
+		orgUsage = append(orgUsage, total)
+	}
 	if skew > time.Minute || skew < -time.Minute {
 		s.log.Warn("coordinator: gateway clock skew", "gateway_id", gw.ID, "skew", skew.Round(time.Millisecond).String())
 	}
-	return &coordv1.ReportHealthResponse{ServerTime: timestamppb.New(now), LatestVersion: s.changes.get()}, nil
+	return &coordv1.ReportHealthResponse{ServerTime: timestamppb.New(now), LatestVersion: s.changes.get(), OrgUsage: orgUsage}, nil
 }
 
 // Sync implements CoordinatorService.Sync.

@@ -174,6 +174,7 @@ type Client struct {
 	syncedAt  atomic.Int64 // unix ns: when the client last knew it held the newest snapshot
 	usage     *keys.MemStore
 	pending   pendingUsage // usage not yet reported to the coordinator
+	fleet     fleetUsage   // the fleet's totals from the last health report
 	keysStore *Keys
 
 	audit *auditBuffer

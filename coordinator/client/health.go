@@ -51,13 +51,15 @@ func (c *Client) reportHealth(ctx context.Context, api coordv1.CoordinatorServic
 	usage, restore := c.pending.take()
 	resp, err := api.ReportHealth(ctx, &coordv1.ReportHealthRequest{Version: c.opt.Version, SnapshotVersion: version,
 		ActiveSessions: s.ActiveSessions, MemoryBytes: memoryBytes(), SentAt: timestamppb.New(c.opt.Now()),
-		Requests: s.Requests, Errors: s.Errors, LatencyP99Ms: s.LatencyP99Ms, Usage: usage})
+		Requests: s.Requests, Errors: s.Errors, LatencyP99Ms: s.LatencyP99Ms, Usage: usage,
+		UsageOrgs: c.fleet.orgs()})
 	if err != nil {
 		// Not counted yet: the next report carries it. (A report whose
 		// answer alone was lost is counted twice: usage errs high.)
 		restore()
 		return err
 	}
+	c.fleet.set(resp.GetOrgUsage())
 	if c.inSync.Load() {
 		// Still in sync: a restart within Grace may serve the file.
 		if err := touchSnapshot(c.opt.DataDir, c.opt.Now()); err != nil {

@@ -35,10 +35,28 @@ func (k *Keys) Authenticate(ctx context.Context, presented string) (keys.Record,
 	return rec, nil
 }
 
-// Month is org's usage, counted by this gateway, in the calendar month of
-// t.
+// Month is org's usage in the calendar month of t. Its live counts are the
+// fleet's (the coordinator's totals at the last health report, plus what
+// this gateway counted since), so monthly plan limits hold across
+// replicas; before the first report, or when the coordinator has no
+// total for the org, they are this gateway's own.
 func (k *Keys) Month(org string, t time.Time) (keys.MonthUsage, error) {
-	return k.c.usage.Month(org, t)
+	mu, err := k.c.usage.Month(org, t)
+	if err != nil {
+		return mu, err
+	}
+	month := t.UTC().Format("2006-01")
+	if fleet, ok := k.c.fleet.get(org, month); ok {
+		p := k.c.pending.live(org, month)
+		total := keys.Counts{Requests: fleet.Requests + p.Requests, Credits: fleet.Credits + p.Credits}
+		if total.Requests > mu.Live.Requests {
+			mu.Live.Requests = total.Requests
+		}
+		if total.Credits > mu.Live.Credits {
+			mu.Live.Credits = total.Credits
+		}
+	}
+	return mu, nil
 }
 
 // Record adds a request's usage to this gateway's counters and to the

@@ -249,3 +249,47 @@ func TestUsageReported(t *testing.T) {
 		t.Fatalf("usage at the coordinator: %+v", rows)
 	}
 }
+
+// Two replicas serving one org see the fleet's monthly usage, not only
+// their own, so a plan's monthly cap holds across replicas.
+func TestFleetMonthUsage(t *testing.T) {
+	co := newCoord(t, nil)
+	jk, _ := co.joinKey(t)
+	co.key(t, "key_a", "org_a")
+	a := runClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: t.TempDir(), HealthInterval: 20 * time.Millisecond})
+	b := runClient(t, Options{Addr: co.addr, JoinKey: jk, DataDir: t.TempDir(), HealthInterval: 20 * time.Millisecond})
+	waitFor(t, 10*time.Second, "sync", func() bool { return a.Ready() && b.Ready() })
+	ctx := context.Background()
+	rec := func(c *Client, n int) {
+		for range n {
+			if err := c.Keys().Record(ctx, keys.Usage{Org: "org_a", KeyID: "key_a", Mode: keys.ModeLive, Requests: 1, Credits: 2}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	live := func(c *Client) int64 {
+		mu, err := c.Keys().Month("org_a", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mu.Live.Requests
+	}
+	rec(a, 5)
+	if got := live(a); got < 5 {
+		t.Fatalf("A counts %d of its own 5", got)
+	}
+	rec(b, 1)
+	waitFor(t, 10*time.Second, "both replicas to see the fleet's 6", func() bool { return live(a) == 6 && live(b) == 6 })
+	mu, _ := b.Keys().Month("org_a", time.Now())
+	if mu.Live.Credits != 12 {
+		t.Fatalf("credits %d, want 12", mu.Live.Credits)
+	}
+	// Test traffic is never counted against the plan.
+	if err := b.Keys().Record(ctx, keys.Usage{Org: "org_a", KeyID: "key_a", Mode: keys.ModeTest, Requests: 3}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // several reports go by
+	if got := live(b); got != 6 {
+		t.Fatalf("live usage %d after test traffic, want 6", got)
+	}
+}

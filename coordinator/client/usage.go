@@ -39,6 +39,69 @@ func (p *pendingUsage) add(u keys.Usage, now time.Time) {
 	p.m[k] = c
 }
 
+// live sums the pending live usage of org in month ("2006-01").
+func (p *pendingUsage) live(org, month string) keys.Counts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var c keys.Counts
+	for k, v := range p.m {
+		if k.org == org && k.month == month && k.mode == string(keys.ModeLive) {
+			c.Requests += v.Requests
+			c.Credits += v.Credits
+		}
+	}
+	return c
+}
+
+// fleetUsage is the fleet's live usage per org for one month, as the
+// coordinator last reported it (including everything this gateway had
+// reported by then).
+type fleetUsage struct {
+	mu sync.Mutex
+	m  map[string]monthCounts // org → totals; guarded by mu
+}
+
+type monthCounts struct {
+	month string
+	c     keys.Counts
+}
+
+func (f *fleetUsage) set(deltas []*coordv1.UsageDelta) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]monthCounts{}
+	}
+	for _, d := range deltas {
+		if d.GetMode() != string(keys.ModeLive) {
+			continue
+		}
+		f.m[d.GetOrg()] = monthCounts{month: d.GetMonth().AsTime().UTC().Format("2006-01"),
+			c: keys.Counts{Requests: d.GetRequests(), Credits: d.GetCredits()}}
+	}
+}
+
+// orgs lists the orgs the client holds totals for.
+func (f *fleetUsage) orgs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.m))
+	for o := range f.m {
+		out = append(out, o)
+	}
+	return out
+}
+
+func (f *fleetUsage) get(org, month string) (keys.Counts, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mc, ok := f.m[org]
+	if !ok || mc.month != month {
+		return keys.Counts{}, false
+	}
+	return mc.c, true
+}
+
 // take empties the pending usage and returns it as report deltas, with a
 // function that puts it back (for a report that failed).
 func (p *pendingUsage) take() ([]*coordv1.UsageDelta, func()) {

@@ -645,7 +645,10 @@ type ReportHealthRequest struct {
 	// Usage counted since the previous acknowledged report; the coordinator
 	// adds it to the monthly totals. A report whose answer was lost may be
 	// sent again and counted twice: usage errs high, never low.
-	Usage         []*UsageDelta `protobuf:"bytes,9,rep,name=usage,proto3" json:"usage,omitempty"`
+	Usage []*UsageDelta `protobuf:"bytes,9,rep,name=usage,proto3" json:"usage,omitempty"`
+	// Orgs whose fleet totals the gateway wants back in org_usage (those it
+	// has served this month), besides those in usage.
+	UsageOrgs     []string `protobuf:"bytes,10,rep,name=usage_orgs,json=usageOrgs,proto3" json:"usage_orgs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -743,6 +746,13 @@ func (x *ReportHealthRequest) GetUsage() []*UsageDelta {
 	return nil
 }
 
+func (x *ReportHealthRequest) GetUsageOrgs() []string {
+	if x != nil {
+		return x.UsageOrgs
+	}
+	return nil
+}
+
 type UsageDelta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Org   string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
@@ -835,6 +845,12 @@ type ReportHealthResponse struct {
 	// The newest snapshot version; a gateway behind it for long should
 	// resync.
 	LatestVersion uint64 `protobuf:"varint,2,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
+	// The fleet's live usage this month (UTC) of each org the report
+	// carried usage for, and of the gateway's own org: org and month set,
+	// key_id empty, mode "live". Gateways decide monthly plan limits on
+	// these totals plus what they counted since, so a fleet of replicas
+	// enforces one cap, not one per replica.
+	OrgUsage      []*UsageDelta `protobuf:"bytes,3,rep,name=org_usage,json=orgUsage,proto3" json:"org_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,6 +897,13 @@ func (x *ReportHealthResponse) GetLatestVersion() uint64 {
 		return x.LatestVersion
 	}
 	return 0
+}
+
+func (x *ReportHealthResponse) GetOrgUsage() []*UsageDelta {
+	if x != nil {
+		return x.OrgUsage
+	}
+	return nil
 }
 
 type ShipAuditRequest struct {
@@ -1227,7 +1250,7 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x06Policy\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12\x1b\n" +
 	"\tdata_json\x18\x02 \x01(\fR\bdataJson\x12\x16\n" +
-	"\x06bundle\x18\x03 \x01(\fR\x06bundle\"\xee\x02\n" +
+	"\x06bundle\x18\x03 \x01(\fR\x06bundle\"\x8d\x03\n" +
 	"\x13ReportHealthRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12)\n" +
 	"\x10snapshot_version\x18\x02 \x01(\x04R\x0fsnapshotVersion\x12'\n" +
@@ -1237,7 +1260,10 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\brequests\x18\x06 \x01(\x04R\brequests\x12\x16\n" +
 	"\x06errors\x18\a \x01(\x04R\x06errors\x12$\n" +
 	"\x0elatency_p99_ms\x18\b \x01(\x01R\flatencyP99Ms\x127\n" +
-	"\x05usage\x18\t \x03(\v2!.takumo.coordinator.v1.UsageDeltaR\x05usage\"\xb1\x01\n" +
+	"\x05usage\x18\t \x03(\v2!.takumo.coordinator.v1.UsageDeltaR\x05usage\x12\x1d\n" +
+	"\n" +
+	"usage_orgs\x18\n" +
+	" \x03(\tR\tusageOrgs\"\xb1\x01\n" +
 	"\n" +
 	"UsageDelta\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x15\n" +
@@ -1245,11 +1271,12 @@ const file_takumo_coordinator_v1_coordinator_proto_rawDesc = "" +
 	"\x05month\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05month\x12\x12\n" +
 	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x1a\n" +
 	"\brequests\x18\x05 \x01(\x03R\brequests\x12\x18\n" +
-	"\acredits\x18\x06 \x01(\x03R\acredits\"z\n" +
+	"\acredits\x18\x06 \x01(\x03R\acredits\"\xba\x01\n" +
 	"\x14ReportHealthResponse\x12;\n" +
 	"\vserver_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"serverTime\x12%\n" +
-	"\x0elatest_version\x18\x02 \x01(\x04R\rlatestVersion\"M\n" +
+	"\x0elatest_version\x18\x02 \x01(\x04R\rlatestVersion\x12>\n" +
+	"\torg_usage\x18\x03 \x03(\v2!.takumo.coordinator.v1.UsageDeltaR\borgUsage\"M\n" +
 	"\x10ShipAuditRequest\x129\n" +
 	"\x06events\x18\x01 \x03(\v2!.takumo.coordinator.v1.AuditEventR\x06events\"\xf0\x02\n" +
 	"\n" +
@@ -1326,22 +1353,23 @@ var file_takumo_coordinator_v1_coordinator_proto_depIdxs = []int32{
 	9,  // 7: takumo.coordinator.v1.ReportHealthRequest.usage:type_name -> takumo.coordinator.v1.UsageDelta
 	15, // 8: takumo.coordinator.v1.UsageDelta.month:type_name -> google.protobuf.Timestamp
 	15, // 9: takumo.coordinator.v1.ReportHealthResponse.server_time:type_name -> google.protobuf.Timestamp
-	12, // 10: takumo.coordinator.v1.ShipAuditRequest.events:type_name -> takumo.coordinator.v1.AuditEvent
-	15, // 11: takumo.coordinator.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	13, // 12: takumo.coordinator.v1.AuditEvent.detections:type_name -> takumo.coordinator.v1.AuditDetection
-	0,  // 13: takumo.coordinator.v1.CoordinatorService.Register:input_type -> takumo.coordinator.v1.RegisterRequest
-	2,  // 14: takumo.coordinator.v1.CoordinatorService.Sync:input_type -> takumo.coordinator.v1.SyncRequest
-	8,  // 15: takumo.coordinator.v1.CoordinatorService.ReportHealth:input_type -> takumo.coordinator.v1.ReportHealthRequest
-	11, // 16: takumo.coordinator.v1.CoordinatorService.ShipAudit:input_type -> takumo.coordinator.v1.ShipAuditRequest
-	1,  // 17: takumo.coordinator.v1.CoordinatorService.Register:output_type -> takumo.coordinator.v1.RegisterResponse
-	3,  // 18: takumo.coordinator.v1.CoordinatorService.Sync:output_type -> takumo.coordinator.v1.SyncResponse
-	10, // 19: takumo.coordinator.v1.CoordinatorService.ReportHealth:output_type -> takumo.coordinator.v1.ReportHealthResponse
-	14, // 20: takumo.coordinator.v1.CoordinatorService.ShipAudit:output_type -> takumo.coordinator.v1.ShipAuditResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	9,  // 10: takumo.coordinator.v1.ReportHealthResponse.org_usage:type_name -> takumo.coordinator.v1.UsageDelta
+	12, // 11: takumo.coordinator.v1.ShipAuditRequest.events:type_name -> takumo.coordinator.v1.AuditEvent
+	15, // 12: takumo.coordinator.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	13, // 13: takumo.coordinator.v1.AuditEvent.detections:type_name -> takumo.coordinator.v1.AuditDetection
+	0,  // 14: takumo.coordinator.v1.CoordinatorService.Register:input_type -> takumo.coordinator.v1.RegisterRequest
+	2,  // 15: takumo.coordinator.v1.CoordinatorService.Sync:input_type -> takumo.coordinator.v1.SyncRequest
+	8,  // 16: takumo.coordinator.v1.CoordinatorService.ReportHealth:input_type -> takumo.coordinator.v1.ReportHealthRequest
+	11, // 17: takumo.coordinator.v1.CoordinatorService.ShipAudit:input_type -> takumo.coordinator.v1.ShipAuditRequest
+	1,  // 18: takumo.coordinator.v1.CoordinatorService.Register:output_type -> takumo.coordinator.v1.RegisterResponse
+	3,  // 19: takumo.coordinator.v1.CoordinatorService.Sync:output_type -> takumo.coordinator.v1.SyncResponse
+	10, // 20: takumo.coordinator.v1.CoordinatorService.ReportHealth:output_type -> takumo.coordinator.v1.ReportHealthResponse
+	14, // 21: takumo.coordinator.v1.CoordinatorService.ShipAudit:output_type -> takumo.coordinator.v1.ShipAuditResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_takumo_coordinator_v1_coordinator_proto_init() }
