@@ -21,11 +21,19 @@ type sseRewriter struct {
 	splices []splice    // scratch
 	top     topFields   // scratch
 	done    bool
+
+	// OpenAI Responses events are numbered (sequence_number). Each extra
+	// delta event this rewriter inserts takes the number of the event it
+	// precedes, and every later event moves up by one: seqShift is how
+	// many were inserted, curSeq the original number of the event being
+	// rewritten (-1: none), lastSeq the last number sent, ownStart where
+	// the current event's own bytes begin in the output.
+	seqShift, curSeq, lastSeq, ownStart int
 }
 
 func newSSERewriter(route Route, provider Provider, v *token.Vault) *sseRewriter {
 	_ = route
-	return &sseRewriter{v: v, fragments: usesArgumentStrings(provider), eol: "\n"}
+	return &sseRewriter{v: v, fragments: usesArgumentStrings(provider), eol: "\n", curSeq: -1, lastSeq: -1}
 }
 
 // streamKey identifies one content stream of a response.
@@ -61,9 +69,11 @@ type deltaStream struct {
 	sr        *token.StreamRehydrator
 	pendingBS bool // a lone backslash kept back from the last emission
 
-	// kindTemplate: the last delta event and the span of its delta string.
-	tmpl   []byte
-	ts, te int
+	// kindTemplate: the last delta event and the span of its delta string,
+	// and its original sequence_number (-1: none).
+	tmpl    []byte
+	ts, te  int
+	tmplSeq int
 	// kindChat, kindGemini: the envelope members copied from the last event.
 	env []byte
 }
@@ -144,6 +154,11 @@ func (r *sseRewriter) Write(chunk []byte, eos bool) ([]byte, error) {
 	}
 	if eos {
 		r.done = true
+		// Extra events at a cut stream follow the last event sent.
+		r.curSeq, r.seqShift = -1, 0
+		if r.lastSeq >= 0 {
+			r.curSeq = r.lastSeq + 1
+		}
 		out = r.flushAll(out)
 		if len(r.buf) > 0 {
 			out = rehydrateJSON(out, r.v, r.buf, false, &r.stats)
@@ -186,8 +201,23 @@ func (r *sseRewriter) eventEnd(off int, eos bool) int {
 	return -1
 }
 
-// event appends the rewritten form of one complete event.
+// event appends the rewritten form of one complete event, with its
+// sequence_number moved up by the extra events inserted before it.
 func (r *sseRewriter) event(out, ev []byte) []byte {
+	r.curSeq, r.ownStart = -1, len(out)
+	out = r.rewriteEvent(out, ev)
+	if r.curSeq >= 0 {
+		n := r.curSeq + r.seqShift
+		if r.seqShift > 0 {
+			out = renumber(out, r.ownStart, r.curSeq, n)
+		}
+		r.lastSeq = n
+	}
+	return out
+}
+
+// rewriteEvent appends the rewritten form of one complete event.
+func (r *sseRewriter) rewriteEvent(out, ev []byte) []byte {
 	if bytes.Contains(ev, []byte("\r\n")) {
 		r.eol = "\r\n"
 	} else {
@@ -207,6 +237,9 @@ func (r *sseRewriter) event(out, ev []byte) []byte {
 		return rehydrateJSON(out, r.v, ev, r.fragments, &r.stats)
 	}
 	top.shift(ds)
+	if top.seq >= 0 {
+		r.curSeq = top.seq
+	}
 	typ := top.typ
 	switch {
 	case string(typ) == "content_block_delta":
@@ -267,6 +300,7 @@ type topFields struct {
 	outIndex   int
 	contIndex  int
 	sumIndex   int
+	seq        int // sequence_number (OpenAI Responses), -1 if absent
 	hasCont    bool
 	hasSum     bool
 	envChat    []byte // "id":…,"object":…,"created":…,"model":…,
@@ -276,7 +310,7 @@ type topFields struct {
 }
 
 func (t *topFields) read(data []byte) bool {
-	*t = topFields{choices: -1, candidates: -1, index: -1, outIndex: -1, delta: [2]int{-1, -1}, data: data,
+	*t = topFields{choices: -1, candidates: -1, index: -1, outIndex: -1, seq: -1, delta: [2]int{-1, -1}, data: data,
 		envChat: t.envChat[:0], envGemini: t.envGemini[:0]}
 	return members(data, 0, func(key []byte, vs, ve int) bool {
 		switch string(key) {
@@ -302,6 +336,8 @@ func (t *topFields) read(data []byte) bool {
 			t.contIndex, t.hasCont = atoi(data[vs:ve]), true
 		case "summary_index":
 			t.sumIndex, t.hasSum = atoi(data[vs:ve]), true
+		case "sequence_number":
+			t.seq = atoi(data[vs:ve])
 		case "id", "object", "created", "model", "system_fingerprint":
 			t.envChat = append(append(append(append(t.envChat, '"'), key...), `":`...), data[vs:ve]...)
 			t.envChat = append(t.envChat, ',')
@@ -325,6 +361,28 @@ func (t *topFields) shift(base int) {
 	if t.candidates >= 0 {
 		t.candidates += base
 	}
+}
+
+// renumber replaces the first "sequence_number":old in b[from:] with
+// "sequence_number":n. The pattern cannot occur inside a JSON string (its
+// quotes would be escaped there), and the events carry it at the top
+// level only.
+func renumber(b []byte, from, old, n int) []byte {
+	pat := appendInt([]byte(`"sequence_number":`), old)
+	i := bytes.Index(b[from:], pat)
+	if i < 0 {
+		return b
+	}
+	i += from
+	end := i + len(pat)
+	if end < len(b) && b[end] >= '0' && b[end] <= '9' {
+		return b // a longer number that merely starts with old
+	}
+	repl := appendInt([]byte(`"sequence_number":`), n)
+	out := make([]byte, 0, len(b)+len(repl)-len(pat))
+	out = append(out, b[:i]...)
+	out = append(out, repl...)
+	return append(out, b[end:]...)
 }
 
 func atoi(b []byte) int {
@@ -415,6 +473,7 @@ func (r *sseRewriter) extraEvent(out []byte, s *deltaStream) []byte {
 		if s.tmpl == nil {
 			return s.flush(out) // cannot happen: a held stream has seen an event
 		}
+		start := len(out)
 		out = append(out, s.tmpl[:s.ts]...)
 		out = s.flush(out)
 		out = append(out, s.tmpl[s.te:]...)
@@ -422,6 +481,14 @@ func (r *sseRewriter) extraEvent(out []byte, s *deltaStream) []byte {
 			// The template was an unterminated last event.
 			out = append(out, r.eol+r.eol...)
 		}
+		if s.tmplSeq >= 0 && r.curSeq >= 0 {
+			// A numbered event (Responses): it takes the number of the
+			// event it precedes; that one and the rest move up.
+			out = renumber(out, start, s.tmplSeq, r.curSeq+r.seqShift)
+			r.lastSeq = r.curSeq + r.seqShift
+			r.seqShift++
+		}
+		r.ownStart = len(out)
 		return out
 	case kindChat:
 		out = append(out, "data: {"...)
@@ -554,6 +621,7 @@ func (r *sseRewriter) responsesEvent(out, ev []byte, top *topFields) []byte {
 		if s.held() {
 			s.tmpl = append(s.tmpl[:0], ev...)
 			s.ts, s.te = fs, fe
+			s.tmplSeq = top.seq
 		}
 		return out
 	case bytes.HasSuffix(top.typ, []byte(".done")):

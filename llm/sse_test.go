@@ -492,3 +492,62 @@ func TestSSEMistralContentChunks(t *testing.T) {
 		t.Errorf("text %q", text)
 	}
 }
+
+// Responses events are numbered: an extra delta event the rewriter inserts
+// takes the next number, and the events after it move up, so the client
+// sees 0, 1, 2, … with no number twice, whole or cut, at any chunking.
+func TestSSEResponsesSequenceNumbers(t *testing.T) {
+	route, err := Resolve("POST", "/v1/responses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqRe := regexp.MustCompile(`"sequence_number":(\d+)`)
+	numbers := func(out []byte) []int {
+		var ns []int
+		for _, ev := range parseSSE(out) {
+			if m := seqRe.FindStringSubmatch(ev); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				ns = append(ns, n)
+			}
+		}
+		return ns
+	}
+	contiguous := func(t *testing.T, ns []int) {
+		t.Helper()
+		for i, n := range ns {
+			if n != i {
+				t.Fatalf("sequence numbers %v: want 0, 1, 2, …", ns)
+			}
+		}
+	}
+	v, toks := streamVault(t)
+	in := fillTokens(t, readTestdata(t, "sse/openai_responses.sse"), toks)
+	whole, _ := sseRewrite(t, route, v, in)
+	ns := numbers(whole)
+	if len(ns) != len(numbers(in))+1 {
+		t.Fatalf("%d numbered events out of %d in; the fixture needs one extra delta event", len(ns), len(numbers(in)))
+	}
+	contiguous(t, ns)
+	for _, cut := range []int{1, 7, 64, 333} {
+		var chunks [][]byte
+		for i := 0; i < len(in); i += cut {
+			chunks = append(chunks, in[i:min(len(in), i+cut)])
+		}
+		out, _ := sseRewrite(t, route, v, chunks...)
+		if string(out) != string(whole) {
+			t.Fatalf("chunks of %d bytes give another output", cut)
+		}
+	}
+	// Cut before response.output_text.done: the extra event at the end
+	// follows the last number sent.
+	i := strings.Index(string(in), "event: response.output_text.done")
+	if i < 0 {
+		t.Fatal("fixture without response.output_text.done")
+	}
+	cutOut, _ := sseRewrite(t, route, v, in[:i])
+	cns := numbers(cutOut)
+	contiguous(t, cns)
+	if len(cns) != len(numbers(in[:i]))+1 {
+		t.Fatalf("cut stream: %v", cns)
+	}
+}
