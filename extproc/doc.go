@@ -16,7 +16,9 @@
 //     parse with the route's codec, pick the session and its vault, tokenize,
 //     replace the body, and in the same reply set the headers below.
 //  3. Response headers: choose the response codec; for text/event-stream
-//     switch the response body to STREAMED with mode_override (repeating
+//     (and Gemini's streamGenerateContent without alt=sse, one JSON array
+//     streamed element by element: llm.StreamedJSON) switch the response
+//     body to STREAMED with mode_override (repeating
 //     request_body_mode BUFFERED) and remove content-length; map provider
 //     errors (DESIGN §6).
 //  4. Response body: rehydrate (whole body, or chunk by chunk holding back

@@ -525,3 +525,63 @@ func TestGeminiKeyPlaces(t *testing.T) {
 		})
 	}
 }
+
+// Gemini's streamGenerateContent without alt=sse streams one JSON array:
+// the response goes STREAMED like an event stream, and each element comes
+// back rehydrated as soon as it is complete.
+func TestGeminiStreamedJSONArray(t *testing.T) {
+	h := newHarness(t)
+	ex := h.open(t)
+	path := "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+	body := []byte(`{"contents":[{"role":"user","parts":[{"text":` + jsonString(prose) + `}]}]}`)
+	ex.roundTrip(postHeaders(path, body, "x-goog-api-key", testKey))
+	r := ex.roundTrip(reqBody(body))
+	toks := tokensIn(r.GetRequestBody().GetResponse().GetBodyMutation().GetBody())
+	if len(toks) != 3 {
+		t.Fatalf("tokens %v", toks)
+	}
+	var elems []string
+	for i, tok := range toks {
+		elems = append(elems, `{"candidates":[{"content":{"parts":[{"text":"value `+strconv.Itoa(i)+`: `+tok+`\n"}],"role":"model"},"index":0}]}`)
+	}
+	elems = append(elems, `{"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP","index":0}]}`)
+	raw := []byte("[" + strings.Join(elems, "\r\n,\r\n") + "]")
+
+	r = ex.roundTrip(respHeaders(false, ":status", "200", "content-type", "application/json; charset=UTF-8"))
+	if mo := r.GetModeOverride(); mo.GetResponseBodyMode() != extprocfilterv3.ProcessingMode_STREAMED {
+		t.Fatalf("mode override = %v, want response STREAMED", mo)
+	}
+	half := len(raw) / 2
+	var out bytes.Buffer
+	for i, c := range [][]byte{raw[:half], raw[half:]} {
+		r := ex.roundTrip(respBody(c, i == 1))
+		out.Write(r.GetResponseBody().GetResponse().GetBodyMutation().GetBody())
+		if i == 0 && !bytes.Contains(out.Bytes(), []byte(plantedInOrder[0])) {
+			t.Fatalf("the first complete element did not come back at once: %q", out.String())
+		}
+	}
+	ex.closeOK()
+	var got []struct {
+		Candidates []struct {
+			Content struct {
+				Parts []struct{ Text string } `json:"parts"`
+			} `json:"content"`
+		} `json:"candidates"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("not a JSON array: %v\n%s", err, out.String())
+	}
+	var text strings.Builder
+	for _, e := range got {
+		for _, c := range e.Candidates {
+			for _, p := range c.Content.Parts {
+				text.WriteString(p.Text)
+			}
+		}
+	}
+	for i, v := range plantedInOrder {
+		if !strings.Contains(text.String(), "value "+strconv.Itoa(i)+": "+v+"\n") {
+			t.Fatalf("value %d not rehydrated: %q", i, text.String())
+		}
+	}
+}

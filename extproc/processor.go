@@ -705,7 +705,7 @@ func (p *processor) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Process
 		p.done = true
 		return responseHeadersReply(&extprocv3.HeaderMutation{SetHeaders: set}, nil)
 	}
-	sse := st >= 200 && st < 300 && mt == "text/event-stream"
+	sse := st >= 200 && st < 300 && (mt == "text/event-stream" || llm.StreamedJSON(p.route, st, ct))
 	if encErr != nil || (enc != "" && (sse || p.respStreamedCfg)) {
 		// We asked for identity; a compressed stream cannot be rewritten.
 		return p.fail(&UpstreamError{Status: st})

@@ -78,6 +78,11 @@
 // object, created, model; Gemini: candidate index, responseId,
 // modelVersion).
 //
+// Gemini's streamGenerateContent without alt=sse streams one JSON array
+// instead of events (StreamedJSON): each element is rewritten as soon as it
+// is complete, exactly as the same object in an event would be, extra
+// elements included; separators pass through (geminiarray.go).
+//
 // A stream cut before its end (end of body, no stop event): each content
 // stream's held bytes go out, rehydrated if they form a whole token and as
 // they were otherwise, in one final extra delta event; an unterminated last

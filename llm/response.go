@@ -39,6 +39,8 @@ func NewResponseRewriter(route Route, info RequestInfo, status int, contentType 
 	switch {
 	case mt == "text/event-stream":
 		return newSSERewriter(route, provider, v)
+	case StreamedJSON(route, status, contentType):
+		return newGeminiArrayRewriter(route, provider, v)
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		return &jsonRewriter{v: v, fragments: usesArgumentStrings(provider)}
 	case mt == "application/x-ndjson" || mt == "application/jsonl" || mt == "application/json-seq":
@@ -48,6 +50,21 @@ func NewResponseRewriter(route Route, info RequestInfo, status int, contentType 
 	default:
 		return &rawRewriter{sr: token.NewStreamRehydrator(v, token.Raw)}
 	}
+}
+
+// StreamedJSON reports whether a response is a JSON body the provider
+// streams element by element (Gemini's streamGenerateContent without
+// alt=sse: one JSON array written as the model goes), which the data
+// plane must pass on in STREAMED mode like an event stream.
+func StreamedJSON(route Route, status int, contentType string) bool {
+	if route.Provider != Gemini || route.Operation != OpStreamGenerateContent || status < 200 || status > 299 {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(contentType))
+	}
+	return mt == "application/json"
 }
 
 // usesArgumentStrings reports whether a provider's tool-call arguments are
