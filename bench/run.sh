@@ -21,7 +21,8 @@
 # (default 268435456), PORT_BASE (default 18080), GATEWAY=inproc to use
 # the in-process gateway of aegisbench instead of the binary, BIN=path to
 # use a prebuilt takumo-aegis (to compare two builds), SKIP3=1 to stop
-# after the saturation run, ONLY3=1 for the streaming and RSS runs alone.
+# after the saturation run, ONLY3=1 for the streaming and RSS runs alone,
+# GW_ENV="GOGC=100 ..." for environment given to the gateway process only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,7 +85,7 @@ start_gateway() { # sets GW_PID
 			TAKUMO_ANTHROPIC_URL=http://127.0.0.1:$P_PROVIDER TAKUMO_LISTEN_ADDR=127.0.0.1:$P_GATEWAY \
 			TAKUMO_RATE_LIMIT_PER_KEY=100000000 TAKUMO_RATE_LIMIT_PER_ORG=100000000 \
 			TAKUMO_DATA_DIR="$OUT/data" TAKUMO_ADMIN_LISTEN=off TAKUMO_POLICY_BUNDLE="$OUT/policy" \
-			"$OUT/takumo-aegis" gateway >"$OUT/gateway.out" 2>"$OUT/gateway.log" &
+			env ${GW_ENV:-} "$OUT/takumo-aegis" gateway >"$OUT/gateway.out" 2>"$OUT/gateway.log" &
 	fi
 	GW_PID=$!
 	PIDS+=("$GW_PID")

@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -130,4 +132,60 @@ func TestMainNeverReadsStdinUnasked(t *testing.T) {
 	if in.Len() == 0 {
 		t.Error("scan of a directory consumed stdin")
 	}
+}
+
+func TestTuneServerGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(prev)
+
+	restore := tuneServerGC(func(string) (string, bool) { return "", false })
+	if got := debug.SetGCPercent(serverGCPercent); got != serverGCPercent {
+		t.Errorf("GOGC unset: GC percent %d, want %d", got, serverGCPercent)
+	}
+	restore()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("after restore: GC percent %d, want 100", got)
+	}
+
+	restore = tuneServerGC(func(k string) (string, bool) { return "150", k == "GOGC" })
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GOGC set: GC percent changed to %d, want it left alone", got)
+	}
+	restore()
+}
+
+func TestSoftMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		err  error
+		want int64
+		ok   bool
+	}{
+		{in: "536870912\n", want: 483183819, ok: true},
+		{in: "max\n"},
+		{in: ""},
+		{in: "0"},
+		{in: "-5"},
+		{err: os.ErrNotExist},
+	} {
+		got, ok := softMemoryLimit(func() ([]byte, error) { return []byte(tc.in), tc.err })
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("memory.max %q (%v): %d %v, want %d %v", tc.in, tc.err, got, ok, tc.want, tc.ok)
+		}
+	}
+
+	prevLimit := debug.SetMemoryLimit(-1)
+	restore := tuneGC(func(string) (string, bool) { return "", false }, func() ([]byte, error) { return []byte("1073741824"), nil })
+	if got := debug.SetMemoryLimit(-1); got != 966367638 {
+		t.Errorf("memory limit %d, want 90%% of 1 GiB", got)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != prevLimit {
+		t.Errorf("after restore: memory limit %d, want %d", got, prevLimit)
+	}
+	restore = tuneGC(func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" }, func() ([]byte, error) { return []byte("1073741824"), nil })
+	if got := debug.SetMemoryLimit(-1); got != prevLimit {
+		t.Errorf("GOMEMLIMIT set: memory limit changed to %d", got)
+	}
+	restore()
 }

@@ -75,6 +75,7 @@ func usageOrRun(cmd *cobra.Command, err error) error {
 }
 
 func (a *app) runExtProc(ctx context.Context, cfg *serverConfig) error {
+	defer tuneServerGC(os.LookupEnv)()
 	logger := newServerLogger(cfg, a.stderr)
 	if len(cfg.APIKeys) == 0 && cfg.CoordinatorURL == "" {
 		return errors.New("extproc: no Takumo API key configured (set TAKUMO_API_KEYS or api_keys in --config, or TAKUMO_COORDINATOR_URL and TAKUMO_JOIN_KEY)")

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/takumo/aegis/internal/memconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/takumo/aegis/extproc"
 	"github.com/takumo/aegis/gateway"
@@ -78,6 +78,7 @@ func devKeyFor(envKey string) (key string, fromEnv bool, err error) {
 }
 
 func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
+	defer tuneServerGC(os.LookupEnv)()
 	var extraKeys []string
 	var devKey string
 	if cfg.Dev {
@@ -142,7 +143,7 @@ func (a *app) runGateway(ctx context.Context, cfg *serverConfig) error {
 				return fmt.Errorf("gateway: embedded coordinator: %w", err)
 			}
 		}
-		lis := bufconn.Listen(1 << 20)
+		lis := memconn.Listen()
 		g := grpc.NewServer(extproc.ServerOptions(cfg.MaxBodyBytes)...)
 		srv.Register(g)
 		served := make(chan struct{})

@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/url"
 
+	"github.com/takumo/aegis/internal/memconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/takumo/aegis/detect"
 	"github.com/takumo/aegis/extproc"
@@ -80,7 +80,7 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 	if err != nil {
 		return nil, fmt.Errorf("extproc: %w", err)
 	}
-	lis := bufconn.Listen(1 << 20)
+	lis := memconn.Listen()
 	gs := grpc.NewServer(extproc.ServerOptions(0)...)
 	srv.Register(gs)
 	served := make(chan struct{})
