@@ -34,6 +34,7 @@ PORT_BASE=${PORT_BASE:-18080}
 P_PROVIDER=$((PORT_BASE + 1))
 P_PROXY=$((PORT_BASE + 2))
 P_GATEWAY=$((PORT_BASE + 3))
+P_ECHO=$((PORT_BASE + 4))
 OUT=$(mktemp -d /tmp/aegis-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -143,8 +144,18 @@ rate() { # url via -> requests/s
 		"$OUT/aegisbench" load -url "$1" -c 16 -d "$DUR" -via "$2" | awk '/^requests_per_sec/ { print $2 }'
 	fi
 }
+# The ceiling: the same gateway driving an ext_proc server that only
+# echoes the body (aegisbench gateway -echo, benchkit/echo.go). Its
+# requests go as "direct": nothing is tokenized, so the planted values
+# reach the provider by design and must not count as leaks. It runs with
+# the GC target takumo-aegis sets for itself (cli/gc.go).
+GOGC=400 "$OUT/aegisbench" gateway -echo -listen 127.0.0.1:$P_ECHO -upstream http://127.0.0.1:$P_PROVIDER >"$OUT/echo.out" 2>"$OUT/echo.log" &
+EC_PID=$!
+PIDS+=("$EC_PID")
+wait_up http://127.0.0.1:$P_ECHO/readyz
+E=http://127.0.0.1:$P_ECHO
 before=$(curl -fsS $D/stats | awk '/^requests/ { print $2 }')
-tot_p=0; tot_g=0; cpu_p=0; cpu_g=0; cpu_vp=0; cpu_vg=0; n_p=0; n_g=0
+tot_p=0; tot_g=0; cpu_p=0; cpu_g=0; cpu_vp=0; cpu_vg=0; n_p=0; n_g=0; tot_e=0; cpu_e=0; n_e=0
 for r in $(seq 1 "$ROUNDS"); do
 	r0=$(curl -fsS $D/stats | awk '/^requests/ { print $2 }')
 	c0=$(cpu_ticks $PX_PID); v0=$(cpu_ticks $PV_PID)
@@ -155,17 +166,24 @@ for r in $(seq 1 "$ROUNDS"); do
 	rg=$(rate "$G" gateway)
 	g1=$(cpu_ticks $GW_PID); w1=$(cpu_ticks $PV_PID)
 	r2=$(curl -fsS $D/stats | awk '/^requests/ { print $2 }')
-	echo "round $r: reverseproxy $rp req/s, gateway $rg req/s"
+	e0=$(cpu_ticks $EC_PID)
+	re=$(rate "$E" direct)
+	e1=$(cpu_ticks $EC_PID)
+	r3=$(curl -fsS $D/stats | awk '/^requests/ { print $2 }')
+	echo "round $r: reverseproxy $rp req/s, gateway $rg req/s, echo ceiling $re req/s"
+	tot_e=$(awk -v a="$tot_e" -v b="$re" 'BEGIN { print a + b }'); cpu_e=$((cpu_e + e1 - e0)); n_e=$((n_e + r3 - r2))
 	tot_p=$(awk -v a="$tot_p" -v b="$rp" 'BEGIN { print a + b }'); tot_g=$(awk -v a="$tot_g" -v b="$rg" 'BEGIN { print a + b }')
 	cpu_p=$((cpu_p + c1 - c0)); cpu_g=$((cpu_g + g1 - g0))
 	cpu_vp=$((cpu_vp + v1 - v0)); cpu_vg=$((cpu_vg + w1 - w0))
 	n_p=$((n_p + r1 - r0)); n_g=$((n_g + r2 - r1))
 done
-awk -v p="$tot_p" -v g="$tot_g" -v n="$ROUNDS" -v cp="$cpu_p" -v cg="$cpu_g" -v vp="$cpu_vp" -v vg="$cpu_vg" -v np="$n_p" -v ng="$n_g" 'BEGIN {
+awk -v p="$tot_p" -v g="$tot_g" -v n="$ROUNDS" -v cp="$cpu_p" -v cg="$cpu_g" -v vp="$cpu_vp" -v vg="$cpu_vg" -v np="$n_p" -v ng="$n_g" \
+	-v e="$tot_e" -v ce="$cpu_e" -v ne="$n_e" 'BEGIN {
 	printf "reverseproxy_req_per_sec %.0f\ngateway_req_per_sec %.0f\ngateway_over_reverseproxy %.3f\n", p/n, g/n, g/p
 	# clock ticks are 10 ms
 	printf "reverseproxy_cpu_us_per_req %.0f\ngateway_cpu_us_per_req %.0f\n", cp*1e4/np, cg*1e4/ng
 	printf "provider_cpu_us_per_req %.0f (behind the proxy) %.0f (behind the gateway)\n", vp*1e4/np, vg*1e4/ng
+	printf "echo_ceiling_req_per_sec %.0f\necho_ceiling_over_reverseproxy %.3f\necho_ceiling_cpu_us_per_req %.0f\n", e/n, e/p, ce*1e4/ne
 }' | tee "$OUT/load.txt"
 curl -fsS $D/stats | awk '/^leaks/ { if ($2 != 0) { print "LEAK: " $2 " requests reached the provider with a planted value"; exit 1 } else print "provider_leaks 0" }'
 echo

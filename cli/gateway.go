@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/takumo/aegis/internal/memconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/takumo/aegis/extproc"
 	"github.com/takumo/aegis/gateway"
+	"github.com/takumo/aegis/internal/memconn"
 )
 
 func (a *app) gatewayCommand() *cobra.Command {

@@ -106,6 +106,7 @@ func gatewayCmd(ctx context.Context, args []string) error {
 	upstream := fs.String("upstream", "", "provider URL")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the gateway's life to `FILE`")
 	logs := fs.Bool("log", true, "log each request as JSON on stderr, as takumo-aegis does")
+	echo := fs.Bool("echo", false, "drive an ext_proc server that only echoes the body (the ceiling run)")
 	_ = fs.Parse(args)
 	var log *slog.Logger
 	if *logs {
@@ -124,7 +125,7 @@ func gatewayCmd(ctx context.Context, args []string) error {
 			_ = f.Close()
 		}()
 	}
-	gw, err := benchkit.StartGateway(*addr, *upstream, log)
+	gw, err := benchkit.StartGatewayWith(*addr, *upstream, benchkit.GatewayOptions{Logger: log, Echo: *echo})
 	if err != nil {
 		return err
 	}

@@ -8,13 +8,14 @@ import (
 	"net"
 	"net/url"
 
-	"github.com/takumo/aegis/internal/memconn"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/takumo/aegis/detect"
 	"github.com/takumo/aegis/extproc"
 	"github.com/takumo/aegis/gateway"
+	"github.com/takumo/aegis/internal/memconn"
 	"github.com/takumo/aegis/llm"
 	"github.com/takumo/aegis/policy"
 )
@@ -30,6 +31,9 @@ type GatewayOptions struct {
 	// Policy decides every request (nil: the ext_proc server's own engine
 	// with the embedded policy).
 	Policy *policy.Engine
+	// Echo replaces the ext_proc server with echoExtProc, which echoes each
+	// body and does none of the product's work: the ceiling measurement.
+	Echo bool
 }
 
 // StartGatewayWith starts a gateway on addr ("" means a free loopback
@@ -82,7 +86,11 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 	}
 	lis := memconn.Listen()
 	gs := grpc.NewServer(extproc.ServerOptions(0)...)
-	srv.Register(gs)
+	if opts.Echo {
+		extprocv3.RegisterExternalProcessorServer(gs, echoExtProc{})
+	} else {
+		srv.Register(gs)
+	}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
