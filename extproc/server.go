@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/takumo/aegis/detect"
+	"github.com/takumo/aegis/internal/pbcodec"
 	"github.com/takumo/aegis/policy"
 	"github.com/takumo/aegis/token"
 )
@@ -125,7 +126,7 @@ type Server struct {
 	det    *detector // the detection engine following the policy
 	log    *slog.Logger
 	ins    *instruments
-	bodies *bufferPool // tokenized request bodies, reused once sent
+	bodies *pbcodec.Pool // tokenized request bodies, reused once sent
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -197,7 +198,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, errors.Join(err, ins.close())
 	}
-	return &Server{cfg: cfg, policy: pol, det: det, log: log, ins: ins, bodies: newBufferPool()}, nil
+	return &Server{cfg: cfg, policy: pol, det: det, log: log, ins: ins, bodies: pbcodec.NewPool()}, nil
 }
 
 // Close releases the server's metric callbacks and runs Config.OnClose.
@@ -233,14 +234,14 @@ func ServerOptions(maxBody int64) []grpc.ServerOption {
 	if limit > maxInt || limit < 0 {
 		limit = maxInt
 	}
-	pool := newBufferPool()
+	pool := pbcodec.NewPool()
 	return []grpc.ServerOption{
 		// Streams run on long-lived workers (more streams than workers get
 		// a goroutine each, as without the option): a fresh goroutine per
 		// stream grew its stack again for every request's tokenization.
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.MaxRecvMsgSize(int(limit)), grpc.MaxSendMsgSize(int(limit)),
-		grpc.ForceServerCodecV2(protoCodec{pool: pool}),
+		grpc.ForceServerCodecV2(pbcodec.Codec{Pool: pool, Errors: "extproc codec"}),
 		experimental.BufferPool(pool),
 		// A 64 KB prompt does not fit HTTP/2's default 64 KB window: it
 		// would stall on a WINDOW_UPDATE round trip. Windows are credit,

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/experimental"
+
+	"github.com/takumo/aegis/internal/pbcodec"
 )
 
 // Gateway is the standalone data plane. Build it with New.
@@ -134,10 +136,10 @@ func ExtProcDialOptions(maxBodyBytes int64) []grpc.DialOption {
 		maxBodyBytes = DefaultMaxBodyBytes
 	}
 	n := int(min(maxBodyBytes+1<<20, math.MaxInt32)) // room for headers and framing
-	pool := newBufferPool()
+	pool := pbcodec.NewPool()
 	return []grpc.DialOption{
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(n), grpc.MaxCallRecvMsgSize(n),
-			grpc.ForceCodecV2(protoCodec{pool: pool})),
+			grpc.ForceCodecV2(pbcodec.Codec{Pool: pool, Errors: "ext_proc codec"})),
 		experimental.WithBufferPool(pool),
 		// A 64 KB prompt does not fit HTTP/2's default 64 KB window: the
 		// message would stall on a WINDOW_UPDATE round trip. The windows
