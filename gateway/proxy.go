@@ -1010,7 +1010,7 @@ func (x *exchange) streamedResponse(hm headerMap, st int, body io.Reader) {
 		var timeout <-chan time.Time
 		var replies chan recvResult
 		if x.s != nil {
-			replies = x.s.replies
+			replies = x.s.background()
 			if len(queue) > 0 {
 				start := queue[0].sentAt
 				if lastReply.After(start) {
