@@ -115,13 +115,23 @@ start_gateway
 D=http://127.0.0.1:$P_PROVIDER
 P=http://127.0.0.1:$P_PROXY
 G=http://127.0.0.1:$P_GATEWAY
+# The ceiling: the same gateway driving an ext_proc server that only
+# echoes the body (aegisbench gateway -echo, benchkit/echo.go). Its
+# requests go as "direct": nothing is tokenized, so the planted values
+# reach the provider by design and must not count as leaks. It runs with
+# the GC target takumo-aegis sets for itself (cli/gc.go).
+GOGC=400 "$OUT/aegisbench" gateway -echo -listen 127.0.0.1:$P_ECHO -upstream http://127.0.0.1:$P_PROVIDER >"$OUT/echo.out" 2>"$OUT/echo.log" &
+EC_PID=$!
+PIDS+=("$EC_PID")
+wait_up http://127.0.0.1:$P_ECHO/readyz
+E=http://127.0.0.1:$P_ECHO
 echo "machine: $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3)"
 echo "gateway: ${GATEWAY:-bin}"
 echo
 
 if [ "${ONLY3:-}" != 1 ]; then
 echo "== 1. added latency (64 KB prompt, 3 secrets, one request at a time, $LAT_N per side)"
-"$OUT/aegisbench" latency -direct "$D" -gateway "$G" -n "$LAT_N" | tee "$OUT/latency.txt"
+"$OUT/aegisbench" latency -direct "$D" -gateway "$G" -echo "$E" -n "$LAT_N" | tee "$OUT/latency.txt"
 echo
 
 echo "== 2. saturation (16 connections, $ROUNDS rounds of $DUR per side, alternating)"
@@ -144,16 +154,6 @@ rate() { # url via -> requests/s
 		"$OUT/aegisbench" load -url "$1" -c 16 -d "$DUR" -via "$2" | awk '/^requests_per_sec/ { print $2 }'
 	fi
 }
-# The ceiling: the same gateway driving an ext_proc server that only
-# echoes the body (aegisbench gateway -echo, benchkit/echo.go). Its
-# requests go as "direct": nothing is tokenized, so the planted values
-# reach the provider by design and must not count as leaks. It runs with
-# the GC target takumo-aegis sets for itself (cli/gc.go).
-GOGC=400 "$OUT/aegisbench" gateway -echo -listen 127.0.0.1:$P_ECHO -upstream http://127.0.0.1:$P_PROVIDER >"$OUT/echo.out" 2>"$OUT/echo.log" &
-EC_PID=$!
-PIDS+=("$EC_PID")
-wait_up http://127.0.0.1:$P_ECHO/readyz
-E=http://127.0.0.1:$P_ECHO
 before=$(curl -fsS $D/stats | awk '/^requests/ { print $2 }')
 tot_p=0; tot_g=0; cpu_p=0; cpu_g=0; cpu_vp=0; cpu_vg=0; n_p=0; n_g=0; tot_e=0; cpu_e=0; n_e=0
 for r in $(seq 1 "$ROUNDS"); do

@@ -151,6 +151,7 @@ func latency(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("latency", flag.ExitOnError)
 	direct := fs.String("direct", "", "fake provider URL")
 	gw := fs.String("gateway", "", "gateway URL")
+	echo := fs.String("echo", "", "URL of a gateway with the echo ext_proc server (aegisbench gateway -echo), measured as a fourth side")
 	n := fs.Int("n", 2000, "requests per side")
 	warm := fs.Int("warm", 100, "warm-up requests per side")
 	_ = fs.Parse(args)
@@ -166,8 +167,19 @@ func latency(ctx context.Context, args []string) error {
 		}
 		return r.Elapsed, nil
 	}
-	var d, same, first []time.Duration
+	var d, same, first, echoed []time.Duration
 	for i := range *warm + *n {
+		if *echo != "" {
+			// "direct": nothing is tokenized on this path, so the planted
+			// values reach the provider by design.
+			e, err := run(*echo, "direct", "bench-session")
+			if err != nil {
+				return err
+			}
+			if i >= *warm {
+				echoed = append(echoed, e)
+			}
+		}
 		a, err := run(*direct, "direct", "")
 		if err != nil {
 			return err
@@ -193,6 +205,10 @@ func latency(ctx context.Context, args []string) error {
 	fmt.Printf("added_p50_ms %s\nadded_p99_ms %s\n", ms(g50-d50), ms(g99-d99))
 	fmt.Printf("first_of_session_p50_ms %s\nfirst_of_session_p99_ms %s\n", ms(f50), ms(f99))
 	fmt.Printf("first_over_later_p50 %.3f\n", float64(f50)/float64(g50))
+	if len(echoed) > 0 {
+		e50, e99 := benchkit.Percentile(echoed, 50), benchkit.Percentile(echoed, 99)
+		fmt.Printf("echo_ceiling_added_p50_ms %s\necho_ceiling_added_p99_ms %s\n", ms(e50-d50), ms(e99-d99))
+	}
 	return nil
 }
 
