@@ -9,6 +9,7 @@ import (
 	"net/url"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -31,6 +32,9 @@ type GatewayOptions struct {
 	// Policy decides every request (nil: the ext_proc server's own engine
 	// with the embedded policy).
 	Policy *policy.Engine
+	// TracerProvider receives the gateway's and the ext_proc server's
+	// spans (nil: none).
+	TracerProvider trace.TracerProvider
 	// Echo replaces the ext_proc server with echoExtProc, which echoes each
 	// body and does none of the product's work: the ceiling measurement.
 	Echo bool
@@ -67,12 +71,13 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 		return nil, fmt.Errorf("keys: %w", err)
 	}
 	cfg := extproc.Config{
-		KeyStore:     keys,
-		ProviderKeys: extproc.StaticProviderKeys{llm.Anthropic: ProviderKey},
-		OrgSecret:    func(string) []byte { return []byte(orgSecret) },
-		Logger:       log,
-		Engine:       det,
-		Policy:       opts.Policy,
+		KeyStore:       keys,
+		ProviderKeys:   extproc.StaticProviderKeys{llm.Anthropic: ProviderKey},
+		OrgSecret:      func(string) []byte { return []byte(orgSecret) },
+		Logger:         log,
+		Engine:         det,
+		Policy:         opts.Policy,
+		TracerProvider: opts.TracerProvider,
 	}
 	if opts.Policy != nil {
 		// As `takumo-aegis gateway` runs it: the detection engine is
@@ -114,7 +119,8 @@ func StartGatewayWith(addr, providerURL string, opts GatewayOptions) (*Gateway, 
 			PerKey: gateway.Limit{RequestsPerMinute: 100_000_000},
 			PerOrg: gateway.Limit{RequestsPerMinute: 100_000_000},
 		},
-		Logger: log,
+		Logger:         log,
+		TracerProvider: opts.TracerProvider,
 	})
 	if err != nil {
 		_ = conn.Close()
